@@ -1,0 +1,191 @@
+//! The command line: argument parsing, output, error rendering and exit codes.
+//!
+//! Exit codes are the same for every command: 0 success, 1 verification failed, 2 the command
+//! could not do its job. Results go to stdout; messages, errors and progress go to stderr.
+
+mod lock;
+mod progress;
+mod render;
+mod verify;
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use aisupply::config::{self, Config};
+use aisupply::registry::auth::CredentialStore;
+use aisupply::registry::{Client, ClientOptions};
+
+/// Pin, verify and mirror the container images and model weights of AI deployments.
+#[derive(Debug, Parser)]
+#[command(name = "aisupply", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+struct Global {
+    /// The config file
+    #[arg(long, global = true, value_name = "PATH", default_value = config::FILE_NAME)]
+    config: PathBuf,
+    /// The lockfile [default: aisupply.lock beside the config]
+    #[arg(long, global = true, value_name = "PATH")]
+    lockfile: Option<PathBuf>,
+    /// How to print the result
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Print only the result and errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Explain what happens; repeat for more detail
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Never draw progress bars
+    #[arg(long, global = true)]
+    no_progress: bool,
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Human-readable text
+    Text,
+    /// One JSON document on stdout
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Resolve every entry of aisupply.toml and write aisupply.lock
+    Lock(lock::LockArgs),
+    /// Check that the lock matches the config and still resolves (the CI gate)
+    Verify(verify::VerifyArgs),
+}
+
+/// What a command that ran to the end concluded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Exit code 0.
+    Success,
+    /// Exit code 1: verification failed.
+    Failed,
+}
+
+/// Run the command line and turn its outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_tracing(&cli.global);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return report_error(&cli.global, &anyhow::Error::new(e)),
+    };
+    let result = runtime.block_on(run(cli.command, &cli.global));
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) => report_error(&cli.global, &e),
+    }
+}
+
+async fn run(command: Command, global: &Global) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Lock(args) => lock::run(args, global).await,
+        Command::Verify(args) => verify::run(args, global).await,
+    }
+}
+
+impl Global {
+    /// The lockfile path: `--lockfile`, else `aisupply.lock` beside the config.
+    fn lockfile_path(&self) -> PathBuf {
+        self.lockfile.clone().unwrap_or_else(|| {
+            let dir = self.config.parent().unwrap_or(Path::new(""));
+            dir.join(aisupply::lock::FILE_NAME)
+        })
+    }
+
+    fn load_config(&self) -> anyhow::Result<Config> {
+        Ok(Config::load(&self.config)?)
+    }
+
+    fn progress(&self) -> progress::Bars {
+        progress::Bars::new(!self.quiet && !self.no_progress)
+    }
+}
+
+/// A registry client configured from the config and the user's Docker credentials.
+fn registry_client(config: &Config) -> anyhow::Result<Client> {
+    Ok(Client::new(ClientOptions {
+        registries: config.registries.clone(),
+        credentials: CredentialStore::from_env()?,
+        retry: aisupply::registry::retry::RetryPolicy::default(),
+    })?)
+}
+
+/// Write the result on stdout; a closed pipe (`| head`) is not an error.
+fn print_result(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+fn init_tracing(global: &Global) {
+    let level = match global.verbose {
+        0 if global.quiet => tracing::Level::ERROR,
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .try_init();
+}
+
+/// Print `error:`, the `caused by:` chain and a `hint:`, and exit with 2.
+fn report_error(global: &Global, error: &anyhow::Error) -> ExitCode {
+    let hint = render::hint_for(error);
+    let causes: Vec<String> = error.chain().skip(1).map(ToString::to_string).collect();
+    if global.format == Format::Json {
+        let doc = serde_json::json!({
+            "error": {
+                "message": error.to_string(),
+                "causes": causes,
+                "hint": hint,
+            }
+        });
+        print_result(&format!("{doc:#}\n"));
+    }
+    let mut text = format!("error: {error}\n");
+    for cause in &causes {
+        for (i, line) in cause.lines().enumerate() {
+            let lead = if i == 0 { "  caused by: " } else { "    " };
+            let _ = writeln!(text, "{lead}{line}");
+        }
+    }
+    if let Some(hint) = hint {
+        let _ = writeln!(text, "  hint: {hint}");
+    }
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    ExitCode::from(2)
+}

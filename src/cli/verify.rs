@@ -1,0 +1,73 @@
+//! `aisupply verify`: the CI gate.
+
+use std::fmt::Write as _;
+
+use clap::Args;
+
+use aisupply::finding::{Finding, any_errors};
+use aisupply::lock::LockFile;
+use aisupply::verify::{self, RegistryCheck};
+
+use super::{Format, Global, Outcome, print_result, registry_client, render};
+
+/// Arguments of `aisupply verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Do not contact registries: check only the lock against the config
+    #[arg(long)]
+    offline: bool,
+    /// Fail (exit 1) when a locked tag now points at another digest
+    #[arg(long)]
+    fail_on_drift: bool,
+}
+
+pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
+    let config = global.load_config()?;
+    let lock_path = global.lockfile_path();
+    let lock = LockFile::load(&lock_path)?;
+
+    // Check 1: the lock matches the config.
+    let mut findings = verify::consistency(&config, &lock, &lock_path);
+
+    // Check 3: the locked digests still resolve, and the tags have not moved.
+    if !args.offline {
+        let client = registry_client(&config)?;
+        let options = RegistryCheck {
+            fail_on_drift: args.fail_on_drift,
+        };
+        let bars = global.progress();
+        findings.extend(verify::registry(&lock, &lock_path, &client, options, &bars).await?);
+    }
+
+    print_report(global, &lock, args.offline, &findings);
+    Ok(if any_errors(&findings) {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+fn print_report(global: &Global, lock: &LockFile, offline: bool, findings: &[Finding]) {
+    let passed = !any_errors(findings);
+    if global.format == Format::Json {
+        let doc = serde_json::json!({
+            "passed": passed,
+            "offline": offline,
+            "images": lock.images.len(),
+            "findings": findings,
+        });
+        print_result(&format!("{doc:#}\n"));
+        return;
+    }
+    let mut out = render::findings_text(findings);
+    let _ = writeln!(
+        out,
+        "verify {}: {} image{} checked{}, {}",
+        if passed { "passed" } else { "failed" },
+        lock.images.len(),
+        if lock.images.len() == 1 { "" } else { "s" },
+        if offline { " offline" } else { "" },
+        render::counts(findings)
+    );
+    print_result(&out);
+}

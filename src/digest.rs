@@ -1,0 +1,267 @@
+//! Content digests (`sha256:<hex>`): parsing, streaming computation and comparison.
+//!
+//! Every manifest, blob and file aisupply receives is hashed here and compared with the digest
+//! that names it. A digest is never taken from a server on trust when there are bytes to hash.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::Digest as _;
+
+/// A hash algorithm allowed in a digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// SHA-256, the algorithm of every registry and of the Hugging Face Hub.
+    Sha256,
+    /// SHA-512, registered by the OCI image specification.
+    Sha512,
+}
+
+impl Algorithm {
+    /// The name used before the colon.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha256 => "sha256",
+            Self::Sha512 => "sha512",
+        }
+    }
+
+    /// The number of lowercase hex characters of an encoded digest.
+    pub fn hex_len(self) -> usize {
+        match self {
+            Self::Sha256 => 64,
+            Self::Sha512 => 128,
+        }
+    }
+}
+
+/// A validated content digest such as `sha256:e3b0c442…`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest {
+    algorithm: Algorithm,
+    hex: String,
+}
+
+/// Why a string is not a valid digest.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DigestError {
+    /// No `algorithm:` prefix.
+    #[error("digest `{0}` has no algorithm prefix; expected `sha256:<64 hex characters>`")]
+    MissingAlgorithm(String),
+    /// An algorithm other than sha256 or sha512.
+    #[error("digest `{0}` uses an unsupported algorithm; expected `sha256` or `sha512`")]
+    UnsupportedAlgorithm(String),
+    /// The encoded part has the wrong length or characters.
+    #[error("digest `{digest}` must have {expected} lowercase hex characters after `{algorithm}:`")]
+    BadEncoding {
+        /// The digest as given.
+        digest: String,
+        /// The algorithm name.
+        algorithm: &'static str,
+        /// The required number of hex characters.
+        expected: usize,
+    },
+}
+
+impl Digest {
+    /// The digest of `bytes` with SHA-256.
+    pub fn sha256(bytes: &[u8]) -> Self {
+        let mut hasher = Hasher::new(Algorithm::Sha256);
+        hasher.update(bytes);
+        hasher.finish()
+    }
+
+    /// The digest of `bytes` with this digest's algorithm.
+    #[must_use]
+    pub fn compute_like(&self, bytes: &[u8]) -> Self {
+        let mut hasher = Hasher::new(self.algorithm);
+        hasher.update(bytes);
+        hasher.finish()
+    }
+
+    /// Build a digest from an algorithm and its lowercase hex encoding.
+    pub fn from_hex(algorithm: Algorithm, hex: &str) -> Result<Self, DigestError> {
+        format!("{}:{hex}", algorithm.name()).parse()
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The lowercase hex encoding, without the algorithm prefix.
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+
+    /// Check that `bytes` hash to this digest.
+    pub fn verify(&self, bytes: &[u8]) -> Result<(), Mismatch> {
+        let computed = self.compute_like(bytes);
+        if computed == *self {
+            Ok(())
+        } else {
+            Err(Mismatch {
+                expected: self.clone(),
+                computed,
+            })
+        }
+    }
+}
+
+impl FromStr for Digest {
+    type Err = DigestError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let Some((algorithm, hex)) = s.split_once(':') else {
+            return Err(DigestError::MissingAlgorithm(s.to_owned()));
+        };
+        let algorithm = match algorithm {
+            "sha256" => Algorithm::Sha256,
+            "sha512" => Algorithm::Sha512,
+            _ => return Err(DigestError::UnsupportedAlgorithm(s.to_owned())),
+        };
+        let well_formed = hex.len() == algorithm.hex_len()
+            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !well_formed {
+            return Err(DigestError::BadEncoding {
+                digest: s.to_owned(),
+                algorithm: algorithm.name(),
+                expected: algorithm.hex_len(),
+            });
+        }
+        Ok(Self {
+            algorithm,
+            hex: hex.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.algorithm.name(), self.hex)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Bytes that did not hash to the digest that names them.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("content does not match its digest\n  expected: {expected}\n  computed: {computed}")]
+pub struct Mismatch {
+    /// The digest the content was supposed to have.
+    pub expected: Digest,
+    /// The digest of the bytes actually received.
+    pub computed: Digest,
+}
+
+/// A streaming hasher for either algorithm.
+#[derive(Clone)]
+pub struct Hasher(Inner);
+
+#[derive(Clone)]
+enum Inner {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    /// A hasher for `algorithm`.
+    pub fn new(algorithm: Algorithm) -> Self {
+        Self(match algorithm {
+            Algorithm::Sha256 => Inner::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha512 => Inner::Sha512(sha2::Sha512::new()),
+        })
+    }
+
+    /// Feed more bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match &mut self.0 {
+            Inner::Sha256(h) => h.update(bytes),
+            Inner::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest of everything fed so far.
+    pub fn finish(self) -> Digest {
+        let (algorithm, hex) = match self.0 {
+            Inner::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
+            Inner::Sha512(h) => (Algorithm::Sha512, hex::encode(h.finalize())),
+        };
+        Digest { algorithm, hex }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn sha256_of_empty_input_is_the_well_known_value() {
+        assert_eq!(Digest::sha256(b"").to_string(), EMPTY);
+    }
+
+    #[test]
+    fn parse_and_display_round_trip() {
+        let d: Digest = EMPTY.parse().unwrap();
+        assert_eq!(d.to_string(), EMPTY);
+        assert_eq!(d.algorithm(), Algorithm::Sha256);
+    }
+
+    #[test]
+    fn rejects_wrong_length_uppercase_and_unknown_algorithms() {
+        assert!(matches!(
+            "sha256:abc".parse::<Digest>(),
+            Err(DigestError::BadEncoding { .. })
+        ));
+        let upper = EMPTY.to_uppercase().replace("SHA256", "sha256");
+        assert!(matches!(
+            upper.parse::<Digest>(),
+            Err(DigestError::BadEncoding { .. })
+        ));
+        assert!(matches!(
+            "md5:d41d8cd98f00b204e9800998ecf8427e".parse::<Digest>(),
+            Err(DigestError::UnsupportedAlgorithm(_))
+        ));
+        assert!(matches!(
+            "e3b0c442".parse::<Digest>(),
+            Err(DigestError::MissingAlgorithm(_))
+        ));
+    }
+
+    #[test]
+    fn verify_reports_expected_and_computed() {
+        let d: Digest = EMPTY.parse().unwrap();
+        assert!(d.verify(b"").is_ok());
+        let err = d.verify(b"x").unwrap_err();
+        assert_eq!(err.expected, d);
+        assert_eq!(err.computed, Digest::sha256(b"x"));
+    }
+
+    #[test]
+    fn streaming_equals_one_shot() {
+        let mut h = Hasher::new(Algorithm::Sha256);
+        h.update(b"hello ");
+        h.update(b"world");
+        assert_eq!(h.finish(), Digest::sha256(b"hello world"));
+    }
+}
