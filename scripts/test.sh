@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/lib.sh"
 
-ensure_packages docker-registry skopeo
+ensure_packages docker-registry skopeo openssl
 # The Debian package starts a registry of its own on port 5000 where services run; the tests
 # start theirs on free loopback ports and do not need it.
 cd "$root"

@@ -381,8 +381,14 @@ impl Client {
                 had_credentials,
             });
         }
+        // A TLS port answers plain HTTP with a bare HTTP/1.0 400 (Go's servers add a sentence
+        // saying so); HEAD answers carry no body, hence the check of the status line too.
+        let bare_http10 = response.version() == reqwest::Version::HTTP_10
+            && !response.headers().contains_key(CONTENT_TYPE);
         let body = response.text().await.unwrap_or_default();
-        if status == StatusCode::BAD_REQUEST && body.contains("HTTP request to an HTTPS server") {
+        if status == StatusCode::BAD_REQUEST
+            && (bare_http10 || body.contains("HTTP request to an HTTPS server"))
+        {
             return Err(RegistryError::HttpToHttps { registry });
         }
         Err(RegistryError::Status {
@@ -697,12 +703,22 @@ fn transport_error(registry: &str, url: &str, source: reqwest::Error) -> Registr
 fn has_tls_message_error(error: &reqwest::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        if let Some(tls) = find_rustls_error(e) {
             return matches!(tls, rustls::Error::InvalidMessage(_));
         }
         source = e.source();
     }
     false
+}
+
+/// The rustls error `e` is or wraps. Connectors box their errors and `io::Error::source`
+/// skips the error it wraps, so both wrappers are opened explicitly.
+fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner: &(dyn std::error::Error + 'static) = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    find_rustls_error(inner)
 }
 
 /// Whether `registry` (`host[:port]`) is on this machine.
@@ -767,5 +783,31 @@ mod tests {
             Some("MANIFEST_UNKNOWN: manifest unknown")
         );
         assert_eq!(error_detail("<html>"), None);
+    }
+}
+#[cfg(test)]
+mod tls_mismatch {
+    /// A TLS client talking to a plain HTTP server gets rustls' `InvalidMessage` wrapped in
+    /// two `io::Error`s; the regression guarded here is losing it inside them.
+    #[tokio::test]
+    async fn https_to_a_plain_http_server_is_recognized_through_wrapped_io_errors() {
+        super::install_crypto_provider();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        });
+        let client = reqwest::Client::builder().build().unwrap();
+        let err = client
+            .get(format!("https://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        server.join().unwrap();
+        assert!(super::has_tls_message_error(&err), "{err:?}");
     }
 }

@@ -13,6 +13,7 @@ pub mod fake;
 pub mod fixtures;
 pub mod http;
 pub mod image;
+mod lockfile;
 mod registry;
 
 // Re-exports, so that tests write `common::push_oci_image`; each binary uses some of them.
@@ -25,6 +26,8 @@ pub use fixtures::{
     ChildManifest, PushedImage, delete_manifest, push_docker_image, push_docker_list,
     push_oci_image, push_oci_index,
 };
+#[allow(unused_imports)]
+pub use lockfile::assert_valid_lockfile;
 #[allow(unused_imports)]
 pub use registry::{Registry, skopeo_raw_digest};
 

@@ -18,23 +18,38 @@ pub struct Registry {
     child: Child,
     host: String,
     dir: TempDir,
+    tls: bool,
 }
 
 impl Registry {
     /// Starts a registry and waits until it answers `GET /v2/`.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a registry that speaks only HTTPS, with a self-signed certificate made by
+    /// `openssl`, and waits until it answers.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("aisupply-registry-")
             .tempdir()
             .expect("temp dir");
+        if tls {
+            make_certificate(dir.path());
+        }
         let config = dir.path().join("config.yml");
-        std::fs::write(&config, config_yaml(dir.path())).expect("write the registry config");
+        std::fs::write(&config, config_yaml(dir.path(), tls)).expect("write the registry config");
         let child = spawn(&config, &dir.path().join("registry.log"));
 
         let mut registry = Self {
             child,
             host: String::new(),
             dir,
+            tls,
         };
         registry.host = registry.wait_until_ready();
         registry
@@ -62,7 +77,8 @@ impl Registry {
                     self.log_tail()
                 );
             }
-            if let Some(host) = self.logged_host().filter(|host| answers_v2(host)) {
+            let tls = self.tls;
+            if let Some(host) = self.logged_host().filter(|host| answers_v2(host, tls)) {
                 return host;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -91,7 +107,16 @@ impl Drop for Registry {
     }
 }
 
-fn config_yaml(dir: &Path) -> String {
+fn config_yaml(dir: &Path, tls: bool) -> String {
+    let tls = if tls {
+        format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            dir.join("cert.pem").display(),
+            dir.join("key.pem").display()
+        )
+    } else {
+        String::new()
+    };
     format!(
         "version: 0.1
 log:
@@ -107,9 +132,27 @@ storage:
 http:
   addr: 127.0.0.1:0
   secret: aisupply-test-secret
-",
+{tls}",
         dir.join("data").display()
     )
+}
+
+/// A self-signed certificate for 127.0.0.1 in `dir/cert.pem` and `dir/key.pem`.
+fn make_certificate(dir: &Path) {
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|err| panic!("start `openssl` (apt-get install openssl): {err}"));
+    assert!(status.success(), "openssl could not make a test certificate");
 }
 
 fn spawn(config: &Path, log: &Path) -> Child {
@@ -126,8 +169,9 @@ fn spawn(config: &Path, log: &Path) -> Child {
         })
 }
 
-/// Whether `GET http://HOST/v2/` answers 200.
-fn answers_v2(host: &str) -> bool {
+/// Whether `GET http://HOST/v2/` answers 200; for a TLS registry, whether it answers the plain
+/// request with the 400 that Go's HTTPS servers give to plain HTTP.
+fn answers_v2(host: &str, tls: bool) -> bool {
     let Ok(mut stream) = TcpStream::connect(host) else {
         return false;
     };
@@ -136,7 +180,7 @@ fn answers_v2(host: &str) -> bool {
     let mut response = String::new();
     stream.write_all(request.as_bytes()).is_ok()
         && stream.read_to_string(&mut response).is_ok()
-        && response.starts_with("HTTP/1.1 200")
+        && (response.starts_with("HTTP/1.1 200") || (tls && response.contains(" 400 ")))
 }
 
 /// `sha256:` of the exact bytes `skopeo inspect --raw` prints for `HOST/REFERENCE`, where

@@ -1,0 +1,238 @@
+//! How aisupply speaks the distribution protocol to registries that misbehave on purpose:
+//! missing headers, content that does not match its digest, authentication challenges,
+//! throttling, and the wrong scheme.
+
+mod common;
+
+use common::{FakeAuth, FakeConfig, FakeManifest, FakeRegistry, Registry, TestContext};
+
+fn config_for(ctx: &TestContext, reference: &str) {
+    ctx.write("aisupply.toml", format!("[[image]]\nname = \"app\"\nref = \"{reference}\"\n"));
+}
+
+fn locked_digest(ctx: &TestContext) -> String {
+    let lock: toml::Table = toml::from_str(&ctx.read("aisupply.lock")).unwrap();
+    lock["image"][0]["digest"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_missing_digest_header_is_replaced_by_hashing_the_manifest() {
+    let manifest = FakeManifest::oci_image("team/app", "1", 1);
+    let fake = FakeRegistry::start(FakeConfig {
+        omit_digest_header: true,
+        ..FakeConfig::serving([manifest.clone()])
+    });
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
+
+    let out = ctx.run(&["lock"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(locked_digest(&ctx), manifest.digest());
+    let methods: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/manifests/"))
+        .map(|r| r.method)
+        .collect();
+    assert_eq!(methods, ["HEAD", "GET"]);
+}
+
+#[test]
+fn content_that_does_not_match_the_pinned_digest_fails() {
+    let manifest = FakeManifest::oci_image("team/app", "1", 2);
+    let fake = FakeRegistry::start(FakeConfig {
+        corrupt_body: true,
+        ..FakeConfig::serving([manifest.clone()])
+    });
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:1@{}", fake.host(), manifest.digest()));
+
+    let out = ctx.run(&["lock"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("does not match its digest"), "{out}");
+    assert!(out.stderr.contains(&format!("expected: {}", manifest.digest())), "{out}");
+    assert!(out.stderr.contains("computed: sha256:"), "{out}");
+    assert!(!ctx.path().join("aisupply.lock").exists());
+}
+
+#[test]
+fn an_index_whose_bytes_do_not_match_its_digest_header_fails() {
+    let manifests = FakeManifest::oci_index("team/app", "1", 3);
+    let fake = FakeRegistry::start(FakeConfig {
+        corrupt_body: true,
+        ..FakeConfig::serving(manifests)
+    });
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
+
+    let out = ctx.run(&["lock"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("does not match its digest"), "{out}");
+    assert!(!ctx.path().join("aisupply.lock").exists());
+}
+
+#[test]
+fn a_bearer_challenge_is_answered_anonymously_without_credentials() {
+    let manifest = FakeManifest::oci_image("team/app", "1", 4);
+    let fake = FakeRegistry::start(FakeConfig {
+        auth: FakeAuth::bearer(),
+        ..FakeConfig::serving([manifest.clone()])
+    });
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
+
+    let out = ctx.run(&["lock"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(locked_digest(&ctx), manifest.digest());
+    assert!(fake.requests().iter().any(|r| r.path.starts_with("/token")));
+}
+
+#[test]
+fn docker_config_credentials_are_sent_to_the_token_service_and_never_shown() {
+    let manifest = FakeManifest::oci_image("team/app", "1", 5);
+    let fake = FakeRegistry::start(FakeConfig {
+        auth: FakeAuth::bearer_with_login("robot", "s3cret-pass"),
+        ..FakeConfig::serving([manifest.clone()])
+    });
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
+
+    // Without credentials the registry refuses, and the hint says how to log in.
+    let out = ctx.run(&["lock", "-v"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("refused access to `team/app`"), "{out}");
+    assert!(out.stderr.contains(&format!("docker login {}", fake.host())), "{out}");
+
+    // With `docker login`'s entry it works, and neither secret nor token is printed.
+    ctx.write(
+        ".docker-home-unused",
+        "", // keeps the work dir non-empty; credentials live in DOCKER_CONFIG below
+    );
+    let auth = base64_encode("robot:s3cret-pass");
+    std::fs::create_dir_all(ctx.docker_config()).unwrap();
+    std::fs::write(
+        ctx.docker_config().join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, fake.host()),
+    )
+    .unwrap();
+    let out = ctx.run(&["lock", "-vv"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(locked_digest(&ctx), manifest.digest());
+    for secret in ["s3cret-pass", auth.as_str(), fake.token()] {
+        assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret), "{out}");
+    }
+}
+
+#[test]
+fn basic_auth_registries_get_basic_credentials() {
+    let manifest = FakeManifest::oci_image("team/app", "1", 6);
+    let fake = FakeRegistry::start(FakeConfig {
+        auth: FakeAuth::basic("user", "pw"),
+        ..FakeConfig::serving([manifest.clone()])
+    });
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
+    std::fs::create_dir_all(ctx.docker_config()).unwrap();
+    std::fs::write(
+        ctx.docker_config().join("config.json"),
+        format!(
+            r#"{{"auths":{{"http://{}":{{"username":"user","password":"pw"}}}}}}"#,
+            fake.host()
+        ),
+    )
+    .unwrap();
+    let out = ctx.run(&["lock"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(locked_digest(&ctx), manifest.digest());
+}
+
+#[test]
+fn throttled_and_unavailable_answers_are_retried() {
+    let manifest = FakeManifest::oci_image("team/app", "1", 7);
+    let fake = FakeRegistry::start(FakeConfig {
+        rate_limited: 1,
+        unavailable: 1,
+        ..FakeConfig::serving([manifest.clone()])
+    });
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
+
+    let started = std::time::Instant::now();
+    let out = ctx.run(&["lock"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(locked_digest(&ctx), manifest.digest());
+    let manifest_requests = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/manifests/"))
+        .count();
+    assert_eq!(manifest_requests, 3, "429, 503, then 200");
+    // `Retry-After: 1` was honoured rather than retried at once.
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn an_unknown_tag_is_manifest_unknown_with_a_hint() {
+    let fake = FakeRegistry::start(FakeConfig::serving([FakeManifest::oci_image(
+        "team/app", "1", 8,
+    )]));
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:nope", fake.host()));
+    let out = ctx.run(&["lock"]);
+    assert_eq!(out.code, 2, "{out}");
+    insta::with_settings!({ filters => ctx.filters() }, {
+        insta::assert_snapshot!(out, @r"
+        exit code: 2
+        ----- stdout -----
+
+        ----- stderr -----
+        error: cannot lock image `app` (`aisupply.toml` line 3)
+          caused by: `127.0.0.1:[PORT]/team/app:nope` was not found in its registry (MANIFEST_UNKNOWN)
+          hint: check the tag or digest; `skopeo list-tags docker://127.0.0.1:[PORT]/team/app` lists the tags
+        ");
+    });
+    assert!(!ctx.path().join("aisupply.lock").exists());
+}
+
+#[test]
+fn an_unreachable_registry_is_exit_2_naming_it() {
+    let ctx = TestContext::new();
+    let host = common::unreachable_host();
+    config_for(&ctx, &format!("{host}/team/app:1"));
+    let out = ctx.run(&["lock"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains(&format!("cannot reach registry `{host}`")), "{out}");
+    assert!(out.stderr.contains("hint: check that the registry is running"), "{out}");
+}
+
+#[test]
+fn plain_http_to_an_https_only_registry_is_named() {
+    let registry = Registry::start_tls();
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:1", registry.host()));
+    let out = ctx.run(&["lock"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("speaks HTTPS, but aisupply reached it over plain HTTP"), "{out}");
+    assert!(out.stderr.contains("insecure = false"), "{out}");
+}
+
+#[test]
+fn https_to_a_plain_http_registry_is_named() {
+    let ctx = TestContext::new();
+    let host = ctx.registry().host().to_owned();
+    ctx.write(
+        "aisupply.toml",
+        format!(
+            "[[image]]\nref = \"{host}/team/app:1\"\n\n[registries.\"{host}\"]\ninsecure = false\n"
+        ),
+    );
+    let out = ctx.run(&["lock"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("answered plain HTTP to an HTTPS request"), "{out}");
+    assert!(out.stderr.contains("insecure = true"), "{out}");
+}
+
+fn base64_encode(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
