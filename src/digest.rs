@@ -122,7 +122,9 @@ impl FromStr for Digest {
             _ => return Err(DigestError::UnsupportedAlgorithm(s.to_owned())),
         };
         let well_formed = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !well_formed {
             return Err(DigestError::BadEncoding {
                 digest: s.to_owned(),

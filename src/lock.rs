@@ -223,12 +223,18 @@ impl LockFile {
 
     fn check(&self) -> Result<(), String> {
         for (i, image) in self.images.iter().enumerate() {
-            if self.images[..i].iter().any(|other| other.name == image.name) {
+            if self.images[..i]
+                .iter()
+                .any(|other| other.name == image.name)
+            {
                 return Err(format!("image `{}` is locked twice", image.name));
             }
         }
         for (i, model) in self.models.iter().enumerate() {
-            if self.models[..i].iter().any(|other| other.repo == model.repo) {
+            if self.models[..i]
+                .iter()
+                .any(|other| other.repo == model.repo)
+            {
                 return Err(format!("model `{}` is locked twice", model.repo));
             }
         }
@@ -344,7 +350,10 @@ mod tests {
     fn newer_version_is_named_as_such() {
         let text = lock().render().replace("version = 1", "version = 2");
         let err = LockFile::parse(Path::new("aisupply.lock"), &text).unwrap_err();
-        assert!(matches!(err, LockError::NewerVersion { found: 2, .. }), "{err}");
+        assert!(
+            matches!(err, LockError::NewerVersion { found: 2, .. }),
+            "{err}"
+        );
         assert!(err.hint().unwrap().contains("upgrade"));
     }
 

@@ -124,7 +124,14 @@ mod tests {
 
     #[test]
     fn malformed_platforms_are_rejected() {
-        for bad in ["linux", "linux/", "/amd64", "linux/amd64/v8/x", "linux amd64", ""] {
+        for bad in [
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/amd64/v8/x",
+            "linux amd64",
+            "",
+        ] {
             assert!(bad.parse::<Platform>().is_err(), "{bad}");
         }
     }

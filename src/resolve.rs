@@ -159,15 +159,17 @@ pub async fn lock_images(
         Update::All => true,
         Update::Names(names) => names.contains(&spec.name),
     };
-    let (kept, to_resolve): (Vec<&ImageSpec>, Vec<&ImageSpec>) = config
-        .images
-        .iter()
-        .partition(|spec| {
+    let (kept, to_resolve): (Vec<&ImageSpec>, Vec<&ImageSpec>) =
+        config.images.iter().partition(|spec| {
             !wants_update(spec) && previous(&spec.name).is_some_and(|p| matches_config(p, spec))
         });
 
     // Resolve what needs it, a bounded number at a time.
-    let task = reporter.start("Resolving images", Some(to_resolve.len() as u64), Unit::Items);
+    let task = reporter.start(
+        "Resolving images",
+        Some(to_resolve.len() as u64),
+        Unit::Items,
+    );
     let mut results: Vec<(usize, Result<LockedImage, ResolveError>)> =
         stream::iter(to_resolve.iter().enumerate())
             .map(|(i, spec)| async move {
@@ -207,7 +209,10 @@ pub fn matches_config(locked: &LockedImage, spec: &ImageSpec) -> bool {
 /// The platform request of `spec` as the lockfile records it.
 pub fn requested_platforms(spec: &ImageSpec) -> Option<Vec<String>> {
     spec.platforms.as_ref().map(|platforms| {
-        let set: BTreeSet<String> = platforms.iter().map(|p| p.normalized().to_string()).collect();
+        let set: BTreeSet<String> = platforms
+            .iter()
+            .map(|p| p.normalized().to_string())
+            .collect();
         set.into_iter().collect()
     })
 }

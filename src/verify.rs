@@ -26,7 +26,10 @@ pub fn consistency(config: &Config, lock: &LockFile, lock_path: &Path) -> Vec<Fi
                 Code::NotLocked,
                 Severity::Error,
                 &spec.name,
-                format!("image `{}` ({}) is not in the lockfile", spec.name, spec.reference),
+                format!(
+                    "image `{}` ({}) is not in the lockfile",
+                    spec.name, spec.reference
+                ),
             ))),
             Some(locked) if !matches_config(locked, spec) => {
                 findings.push(at_config(Finding::new(
@@ -93,7 +96,11 @@ pub async fn registry(
     options: RegistryCheck,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Finding>, RegistryError> {
-    let task = reporter.start("Checking registries", Some(lock.images.len() as u64), Unit::Items);
+    let task = reporter.start(
+        "Checking registries",
+        Some(lock.images.len() as u64),
+        Unit::Items,
+    );
     let results: Vec<Result<Vec<Finding>, RegistryError>> = stream::iter(&lock.images)
         .map(|image| async move {
             let result = check_image(image, lock_path, client, options).await;

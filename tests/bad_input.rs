@@ -11,13 +11,19 @@ const LOCK: &str = "# generated\nversion = 1\n\n[[image]]\nname = \"app\"\n\
     media-type = \"application/vnd.oci.image.manifest.v1+json\"\n";
 
 fn config_with_app(ctx: &TestContext) {
-    ctx.write("aisupply.toml", "[[image]]\nname = \"app\"\nref = \"localhost:5000/app:1\"\n");
+    ctx.write(
+        "aisupply.toml",
+        "[[image]]\nname = \"app\"\nref = \"localhost:5000/app:1\"\n",
+    );
 }
 
 #[test]
 fn a_malformed_reference_names_file_line_and_fix() {
     let ctx = TestContext::new();
-    ctx.write("aisupply.toml", "# images\n[[image]]\nref = \"Docker.io/Library/Ubuntu:22.04\"\n");
+    ctx.write(
+        "aisupply.toml",
+        "# images\n[[image]]\nref = \"Docker.io/Library/Ubuntu:22.04\"\n",
+    );
     let out = ctx.run(&["lock"]);
     insta::with_settings!({ filters => ctx.filters() }, {
         insta::assert_snapshot!(out, @r#"
@@ -48,7 +54,10 @@ fn malformed_references_of_every_kind_are_exit_2() {
         "[zz::1]:5000/app",
         too_long_tag.as_str(),
     ] {
-        ctx.write("aisupply.toml", format!("[[image]]\nref = \"{reference}\"\n"));
+        ctx.write(
+            "aisupply.toml",
+            format!("[[image]]\nref = \"{reference}\"\n"),
+        );
         let out = ctx.run(&["lock"]);
         assert_eq!(out.code, 2, "{reference}: {out}");
         assert!(out.stderr.contains("line 2"), "{reference}: {out}");
@@ -65,7 +74,10 @@ fn unknown_config_keys_are_named_with_the_file() {
     );
     let out = ctx.run(&["verify", "--offline"]);
     assert_eq!(out.code, 2, "{out}");
-    assert!(out.stderr.contains("config `aisupply.toml` is invalid"), "{out}");
+    assert!(
+        out.stderr.contains("config `aisupply.toml` is invalid"),
+        "{out}"
+    );
     assert!(out.stderr.contains("unknown field `platform`"), "{out}");
     assert!(out.stderr.contains("line 3"), "{out}");
 }
@@ -79,7 +91,11 @@ fn duplicate_image_names_are_rejected() {
     );
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 2, "{out}");
-    assert!(out.stderr.contains("two images are named `x` (lines 3 and 6)"), "{out}");
+    assert!(
+        out.stderr
+            .contains("two images are named `x` (lines 3 and 6)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -87,8 +103,14 @@ fn a_missing_config_suggests_init() {
     let ctx = TestContext::new();
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 2, "{out}");
-    assert!(out.stderr.contains("cannot read config `aisupply.toml`"), "{out}");
-    assert!(out.stderr.contains("hint: create it with `aisupply init`"), "{out}");
+    assert!(
+        out.stderr.contains("cannot read config `aisupply.toml`"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("hint: create it with `aisupply init`"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -105,12 +127,22 @@ fn a_hand_broken_lockfile_fails_verify_and_is_never_overwritten_by_lock() {
         ctx.write("aisupply.lock", &broken);
         let out = ctx.run(&["verify", "--offline"]);
         assert_eq!(out.code, 2, "{broken}\n{out}");
-        assert!(out.stderr.contains("lockfile `aisupply.lock` is invalid"), "{out}");
-        assert!(out.stderr.contains("hint: the lockfile is generated"), "{out}");
+        assert!(
+            out.stderr.contains("lockfile `aisupply.lock` is invalid"),
+            "{out}"
+        );
+        assert!(
+            out.stderr.contains("hint: the lockfile is generated"),
+            "{out}"
+        );
 
         let out = ctx.run(&["lock"]);
         assert_eq!(out.code, 2, "{out}");
-        assert_eq!(ctx.read("aisupply.lock"), broken, "lock leaves a broken file alone");
+        assert_eq!(
+            ctx.read("aisupply.lock"),
+            broken,
+            "lock leaves a broken file alone"
+        );
     }
 }
 
@@ -135,8 +167,18 @@ fn errors_are_json_too_with_format_json() {
     let out = ctx.run(&["verify", "--format", "json"]);
     assert_eq!(out.code, 2, "{out}");
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert!(doc["error"]["message"].as_str().unwrap().contains("aisupply.toml"));
-    assert!(doc["error"]["hint"].as_str().unwrap().contains("aisupply init"));
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("aisupply.toml")
+    );
+    assert!(
+        doc["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("aisupply init")
+    );
 }
 
 #[test]

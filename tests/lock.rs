@@ -84,18 +84,33 @@ fn lock_records_exactly_the_digests_skopeo_reads() {
         }
     }
 
-    let media = |name: &str| locked(&lock, name)["media-type"].as_str().unwrap().to_owned();
+    let media = |name: &str| {
+        locked(&lock, name)["media-type"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     assert_eq!(media("oci"), "application/vnd.oci.image.manifest.v1+json");
-    assert_eq!(media("docker"), "application/vnd.docker.distribution.manifest.v2+json");
+    assert_eq!(
+        media("docker"),
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
     assert_eq!(media("index"), "application/vnd.oci.image.index.v1+json");
     assert_eq!(
         media("list"),
         "application/vnd.docker.distribution.manifest.list.v2+json"
     );
     let names = |name: &str| -> Vec<String> {
-        platforms(locked(&lock, name)).into_iter().map(|(p, _)| p).collect()
+        platforms(locked(&lock, name))
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
     };
-    assert_eq!(names("index"), ["linux/amd64", "linux/arm64/v8"], "no attestation entry");
+    assert_eq!(
+        names("index"),
+        ["linux/amd64", "linux/arm64/v8"],
+        "no attestation entry"
+    );
     assert_eq!(names("list"), ["linux/amd64", "linux/arm/v7"]);
     assert!(names("oci").is_empty());
 }
@@ -138,20 +153,35 @@ fn lock_keeps_existing_pins_until_update_names_them() {
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 0, "{out}");
     let lock = lock_table(&ctx);
-    assert_eq!(locked(&lock, "app")["digest"].as_str(), Some(old_app.digest.as_str()));
-    assert_eq!(locked(&lock, "db")["digest"].as_str(), Some(old_db.digest.as_str()));
+    assert_eq!(
+        locked(&lock, "app")["digest"].as_str(),
+        Some(old_app.digest.as_str())
+    );
+    assert_eq!(
+        locked(&lock, "db")["digest"].as_str(),
+        Some(old_db.digest.as_str())
+    );
 
     let out = ctx.run(&["lock", "--update", "app"]);
     assert_eq!(out.code, 0, "{out}");
     assert!(out.stdout.contains("~ app"), "{out}");
     let lock = lock_table(&ctx);
-    assert_eq!(locked(&lock, "app")["digest"].as_str(), Some(new_app.digest.as_str()));
-    assert_eq!(locked(&lock, "db")["digest"].as_str(), Some(old_db.digest.as_str()));
+    assert_eq!(
+        locked(&lock, "app")["digest"].as_str(),
+        Some(new_app.digest.as_str())
+    );
+    assert_eq!(
+        locked(&lock, "db")["digest"].as_str(),
+        Some(old_db.digest.as_str())
+    );
 
     let out = ctx.run(&["lock", "--update"]);
     assert_eq!(out.code, 0, "{out}");
     let lock = lock_table(&ctx);
-    assert_eq!(locked(&lock, "db")["digest"].as_str(), Some(new_db.digest.as_str()));
+    assert_eq!(
+        locked(&lock, "db")["digest"].as_str(),
+        Some(new_db.digest.as_str())
+    );
 }
 
 #[test]
@@ -162,7 +192,10 @@ fn lock_update_of_an_unknown_name_is_an_error_and_writes_nothing() {
     ctx.write("aisupply.toml", image("app", &format!("{host}/app:1")));
     let out = ctx.run(&["lock", "--update", "nope"]);
     assert_eq!(out.code, 2, "{out}");
-    assert!(out.stderr.contains("`--update nope` names no image"), "{out}");
+    assert!(
+        out.stderr.contains("`--update nope` names no image"),
+        "{out}"
+    );
     assert!(!ctx.path().join("aisupply.lock").exists());
 }
 
@@ -188,7 +221,10 @@ fn platforms_filter_keeps_only_the_requested_manifests() {
             pushed.child("linux/arm64/v8").to_owned()
         )]
     );
-    assert_eq!(entry["platforms"].as_array().unwrap()[0].as_str(), Some("linux/arm64"));
+    assert_eq!(
+        entry["platforms"].as_array().unwrap()[0].as_str(),
+        Some("linux/arm64")
+    );
 }
 
 #[test]
@@ -222,7 +258,11 @@ fn a_single_platform_image_is_checked_against_its_config_platform() {
     ctx.write("aisupply.toml", config("linux/arm64"));
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 2, "{out}");
-    assert!(out.stderr.contains("single-platform manifest for `linux/amd64`"), "{out}");
+    assert!(
+        out.stderr
+            .contains("single-platform manifest for `linux/amd64`"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -306,7 +346,10 @@ async fn retag(host: &str, digest: &str, tag: &str) {
         .send()
         .await
         .unwrap();
-    let media_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    let media_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let bytes = response.bytes().await.unwrap();
     let status = client
         .put(format!("http://{host}/v2/many/manifests/{tag}"))

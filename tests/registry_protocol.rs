@@ -7,7 +7,10 @@ mod common;
 use common::{FakeAuth, FakeConfig, FakeManifest, FakeRegistry, Registry, TestContext};
 
 fn config_for(ctx: &TestContext, reference: &str) {
-    ctx.write("aisupply.toml", format!("[[image]]\nname = \"app\"\nref = \"{reference}\"\n"));
+    ctx.write(
+        "aisupply.toml",
+        format!("[[image]]\nname = \"app\"\nref = \"{reference}\"\n"),
+    );
 }
 
 fn locked_digest(ctx: &TestContext) -> String {
@@ -45,12 +48,19 @@ fn content_that_does_not_match_the_pinned_digest_fails() {
         ..FakeConfig::serving([manifest.clone()])
     });
     let ctx = TestContext::new();
-    config_for(&ctx, &format!("{}/team/app:1@{}", fake.host(), manifest.digest()));
+    config_for(
+        &ctx,
+        &format!("{}/team/app:1@{}", fake.host(), manifest.digest()),
+    );
 
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("does not match its digest"), "{out}");
-    assert!(out.stderr.contains(&format!("expected: {}", manifest.digest())), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("expected: {}", manifest.digest())),
+        "{out}"
+    );
     assert!(out.stderr.contains("computed: sha256:"), "{out}");
     assert!(!ctx.path().join("aisupply.lock").exists());
 }
@@ -101,7 +111,11 @@ fn docker_config_credentials_are_sent_to_the_token_service_and_never_shown() {
     let out = ctx.run(&["lock", "-v"]);
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("refused access to `team/app`"), "{out}");
-    assert!(out.stderr.contains(&format!("docker login {}", fake.host())), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("docker login {}", fake.host())),
+        "{out}"
+    );
 
     // With `docker login`'s entry it works, and neither secret nor token is printed.
     ctx.write(
@@ -119,7 +133,10 @@ fn docker_config_credentials_are_sent_to_the_token_service_and_never_shown() {
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(locked_digest(&ctx), manifest.digest());
     for secret in ["s3cret-pass", auth.as_str(), fake.token()] {
-        assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret), "{out}");
+        assert!(
+            !out.stdout.contains(secret) && !out.stderr.contains(secret),
+            "{out}"
+        );
     }
 }
 
@@ -201,8 +218,16 @@ fn an_unreachable_registry_is_exit_2_naming_it() {
     config_for(&ctx, &format!("{host}/team/app:1"));
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 2, "{out}");
-    assert!(out.stderr.contains(&format!("cannot reach registry `{host}`")), "{out}");
-    assert!(out.stderr.contains("hint: check that the registry is running"), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("cannot reach registry `{host}`")),
+        "{out}"
+    );
+    assert!(
+        out.stderr
+            .contains("hint: check that the registry is running"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -212,7 +237,11 @@ fn plain_http_to_an_https_only_registry_is_named() {
     config_for(&ctx, &format!("{}/team/app:1", registry.host()));
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 2, "{out}");
-    assert!(out.stderr.contains("speaks HTTPS, but aisupply reached it over plain HTTP"), "{out}");
+    assert!(
+        out.stderr
+            .contains("speaks HTTPS, but aisupply reached it over plain HTTP"),
+        "{out}"
+    );
     assert!(out.stderr.contains("insecure = false"), "{out}");
 }
 
@@ -228,7 +257,11 @@ fn https_to_a_plain_http_registry_is_named() {
     );
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 2, "{out}");
-    assert!(out.stderr.contains("answered plain HTTP to an HTTPS request"), "{out}");
+    assert!(
+        out.stderr
+            .contains("answered plain HTTP to an HTTPS request"),
+        "{out}"
+    );
     assert!(out.stderr.contains("insecure = true"), "{out}");
 }
 

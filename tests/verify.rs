@@ -45,7 +45,10 @@ fn a_deleted_platform_manifest_fails_verify() {
     let (ctx, host) = locked_context();
     let lock: toml::Table = toml::from_str(&ctx.read("aisupply.lock")).unwrap();
     let app = lock["image"].as_array().unwrap()[0].as_table().unwrap();
-    let arm = app["manifest"].as_array().unwrap()[1]["digest"].as_str().unwrap().to_owned();
+    let arm = app["manifest"].as_array().unwrap()[1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     delete_manifest(&host, "team/app", &arm);
 
     let out = ctx.run(&["verify"]);
@@ -109,7 +112,11 @@ fn offline_verify_needs_no_registry() {
 
     let out = ctx.run(&["verify"]);
     assert_eq!(out.code, 2, "an unreachable registry is not a pass: {out}");
-    assert!(out.stderr.contains(&format!("cannot reach registry `{gone}`")), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("cannot reach registry `{gone}`")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -150,16 +157,15 @@ fn changed_platforms_make_the_lock_stale() {
         "aisupply.toml",
         format!(
             "{}[[image]]\nname = \"tool\"\nref = \"{host}/team/tool:2.0\"\n",
-            image("app", &format!("{host}/team/app:1.0")).replace(
-                "ref = ",
-                "platforms = [\"linux/amd64\"]\nref = "
-            )
+            image("app", &format!("{host}/team/app:1.0"))
+                .replace("ref = ", "platforms = [\"linux/amd64\"]\nref = ")
         ),
     );
     let out = ctx.run(&["verify", "--offline"]);
     assert_eq!(out.code, 1, "{out}");
     assert!(
-        out.stdout.contains("locked for platforms all but the config asks for linux/amd64"),
+        out.stdout
+            .contains("locked for platforms all but the config asks for linux/amd64"),
         "{out}"
     );
 }

@@ -93,7 +93,10 @@ pub fn main() -> ExitCode {
     };
     init_tracing(&cli.global);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return report_error(&cli.global, &anyhow::Error::new(e)),
     };

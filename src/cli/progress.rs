@@ -35,9 +35,7 @@ impl Reporter for Bars {
         };
         let template = match unit {
             Unit::Items => "{msg:20} {bar:30} {pos}/{len} ({elapsed})",
-            Unit::Bytes => {
-                "{msg:20} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
-            }
+            Unit::Bytes => "{msg:20} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);

@@ -40,7 +40,13 @@ pub fn findings_text(findings: &[Finding]) -> String {
     sorted.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.subject.cmp(&b.subject)));
     let mut out = String::new();
     for f in sorted {
-        let _ = writeln!(out, "{}[{}]: {}", f.severity.as_str(), f.code.as_str(), f.message);
+        let _ = writeln!(
+            out,
+            "{}[{}]: {}",
+            f.severity.as_str(),
+            f.code.as_str(),
+            f.message
+        );
         if let Some(location) = &f.location {
             match location.line {
                 Some(line) => {

@@ -382,9 +382,16 @@ mod tests {
 
     #[test]
     fn basic_and_unknown_challenges() {
-        assert_eq!(Challenge::parse(r#"Basic realm="x""#), Some(Challenge::Basic));
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="x""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(Challenge::parse("Negotiate"), None);
-        assert_eq!(Challenge::parse("Bearer service=x"), None, "a realm is required");
+        assert_eq!(
+            Challenge::parse("Bearer service=x"),
+            None,
+            "a realm is required"
+        );
     }
 
     #[test]
@@ -404,7 +411,8 @@ mod tests {
 
     #[tokio::test]
     async fn inline_auth_is_decoded() {
-        let store = store(r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpwYTpzcw=="}}}"#);
+        let store =
+            store(r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpwYTpzcw=="}}}"#);
         let found = store.lookup("docker.io").await.unwrap().unwrap();
         assert_eq!(
             found,
@@ -429,7 +437,10 @@ mod tests {
     async fn a_missing_helper_is_an_error_naming_it() {
         let store = store(r#"{"credHelpers":{"r.example":"nonexistent-aisupply-test"}}"#);
         let err = store.lookup("r.example").await.unwrap_err();
-        assert!(err.to_string().contains("docker-credential-nonexistent-aisupply-test"));
+        assert!(
+            err.to_string()
+                .contains("docker-credential-nonexistent-aisupply-test")
+        );
     }
 
     #[test]
@@ -444,7 +455,9 @@ mod tests {
     #[test]
     fn broken_auth_values_name_the_file() {
         let s = store(r#"{"auths":{"r.example":{"auth":"!!!"}}}"#);
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let err = rt.block_on(s.lookup("r.example")).unwrap_err();
         assert!(err.to_string().contains("config.json"), "{err}");
     }

@@ -261,7 +261,9 @@ impl Client {
     pub async fn head(&self, reference: &Reference) -> Result<ManifestInfo, RegistryError> {
         let url = self.manifest_url(reference, &reference.api_reference());
         let response = self.send(reference, Method::HEAD, &url).await?;
-        let response = self.expect_found(reference, Method::HEAD, &url, response).await?;
+        let response = self
+            .expect_found(reference, Method::HEAD, &url, response)
+            .await?;
         match header_digest(reference, response.headers())? {
             Some(digest) => Ok(ManifestInfo {
                 digest,
@@ -285,7 +287,9 @@ impl Client {
             reference.repository()
         );
         let response = self.send(reference, Method::GET, &url).await?;
-        let response = self.expect_found(reference, Method::GET, &url, response).await?;
+        let response = self
+            .expect_found(reference, Method::GET, &url, response)
+            .await?;
         let bytes = read_limited(reference, response).await?;
         digest
             .verify(&bytes)
@@ -306,7 +310,9 @@ impl Client {
         let target = expected.map_or_else(|| reference.api_reference(), ToString::to_string);
         let url = self.manifest_url(reference, &target);
         let response = self.send(reference, Method::GET, &url).await?;
-        let response = self.expect_found(reference, Method::GET, &url, response).await?;
+        let response = self
+            .expect_found(reference, Method::GET, &url, response)
+            .await?;
         let claimed = header_digest(reference, response.headers())?;
         let media_type = content_type(response.headers());
         let bytes = read_limited(reference, response).await?;
@@ -337,7 +343,10 @@ impl Client {
     ) -> Result<bool, RegistryError> {
         let url = self.manifest_url(reference, &digest.to_string());
         let response = self.send(reference, Method::HEAD, &url).await?;
-        match self.expect_found(reference, Method::HEAD, &url, response).await {
+        match self
+            .expect_found(reference, Method::HEAD, &url, response)
+            .await
+        {
             Ok(response) => match header_digest(reference, response.headers())? {
                 Some(claimed) if claimed != *digest => Err(RegistryError::DigestMismatch {
                     reference: reference.with_digest(digest.clone()).to_string(),
@@ -526,9 +535,10 @@ impl Client {
             }
             Some(Credential::Basic { username, password }) => {
                 url.query_pairs_mut().extend_pairs(&params);
-                self.http
-                    .get(url)
-                    .header(AUTHORIZATION, basic_authorization(username, password.expose()))
+                self.http.get(url).header(
+                    AUTHORIZATION,
+                    basic_authorization(username, password.expose()),
+                )
             }
             None => {
                 url.query_pairs_mut().extend_pairs(&params);
@@ -608,7 +618,10 @@ struct TokenAnswer {
     access_token: Option<String>,
 }
 
-async fn read_limited(reference: &Reference, mut response: Response) -> Result<Vec<u8>, RegistryError> {
+async fn read_limited(
+    reference: &Reference,
+    mut response: Response,
+) -> Result<Vec<u8>, RegistryError> {
     let registry = reference.registry();
     let url = response.url().to_string();
     let mut bytes = Vec::new();
@@ -630,7 +643,10 @@ async fn read_limited(reference: &Reference, mut response: Response) -> Result<V
     Ok(bytes)
 }
 
-fn header_digest(reference: &Reference, headers: &HeaderMap) -> Result<Option<Digest>, RegistryError> {
+fn header_digest(
+    reference: &Reference,
+    headers: &HeaderMap,
+) -> Result<Option<Digest>, RegistryError> {
     let Some(value) = headers.get("docker-content-digest") else {
         return Ok(None);
     };
@@ -673,7 +689,8 @@ fn error_detail(body: &str) -> Option<String> {
 
 fn basic_authorization(username: &str, password: &str) -> HeaderValue {
     use base64::Engine as _;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
     let mut value =
         HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header");
     value.set_sensitive(true);
@@ -717,7 +734,8 @@ fn find_rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a
     if let Some(tls) = e.downcast_ref::<rustls::Error>() {
         return Some(tls);
     }
-    let inner: &(dyn std::error::Error + 'static) = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    let inner: &(dyn std::error::Error + 'static) =
+        e.downcast_ref::<std::io::Error>()?.get_ref()?;
     find_rustls_error(inner)
 }
 
@@ -745,10 +763,21 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for host in ["localhost", "localhost:5000", "127.0.0.1:5000", "127.1.2.3", "[::1]:5000"] {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+        ] {
             assert!(is_loopback(host), "{host}");
         }
-        for host in ["docker.io", "10.0.0.1:5000", "[2001:db8::1]:5000", "localhost.example"] {
+        for host in [
+            "docker.io",
+            "10.0.0.1:5000",
+            "[2001:db8::1]:5000",
+            "localhost.example",
+        ] {
             assert!(!is_loopback(host), "{host}");
         }
     }

@@ -59,7 +59,10 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// Whether a transport error is a broken connection worth retrying, rather than a refusal or
@@ -113,7 +116,10 @@ mod tests {
     fn retry_after_http_date_is_understood() {
         let when = SystemTime::now() + Duration::from_secs(5);
         let wait = retry_after(&headers(&httpdate::fmt_http_date(when))).unwrap();
-        assert!(wait <= Duration::from_secs(5) && wait >= Duration::from_secs(3), "{wait:?}");
+        assert!(
+            wait <= Duration::from_secs(5) && wait >= Duration::from_secs(3),
+            "{wait:?}"
+        );
     }
 
     #[test]
@@ -129,10 +135,14 @@ mod tests {
     #[test]
     fn transient_statuses() {
         for code in [429, 500, 502, 503, 504] {
-            assert!(RetryPolicy::is_transient(StatusCode::from_u16(code).unwrap()));
+            assert!(RetryPolicy::is_transient(
+                StatusCode::from_u16(code).unwrap()
+            ));
         }
         for code in [200, 400, 401, 403, 404] {
-            assert!(!RetryPolicy::is_transient(StatusCode::from_u16(code).unwrap()));
+            assert!(!RetryPolicy::is_transient(
+                StatusCode::from_u16(code).unwrap()
+            ));
         }
     }
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 /// Panics, naming every violation, unless `text` (an `aisupply.lock`) validates against
 /// `lockfiles/aisupply.lock.v1.schema.json`.
 pub fn assert_valid_lockfile(text: &str) {
-    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("lockfiles/aisupply.lock.v1.schema.json");
+    let schema_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("lockfiles/aisupply.lock.v1.schema.json");
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&schema_path).expect("read the schema"))
             .expect("the schema is JSON");
