@@ -140,7 +140,14 @@ http:
 /// A self-signed certificate for 127.0.0.1 in `dir/cert.pem` and `dir/key.pem`.
 fn make_certificate(dir: &Path) {
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
         .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
         .args(["-addext", "subjectAltName=IP:127.0.0.1"])
         .arg("-keyout")
@@ -152,7 +159,10 @@ fn make_certificate(dir: &Path) {
         .stderr(Stdio::null())
         .status()
         .unwrap_or_else(|err| panic!("start `openssl` (apt-get install openssl): {err}"));
-    assert!(status.success(), "openssl could not make a test certificate");
+    assert!(
+        status.success(),
+        "openssl could not make a test certificate"
+    );
 }
 
 fn spawn(config: &Path, log: &Path) -> Child {
