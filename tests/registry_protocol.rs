@@ -269,3 +269,113 @@ fn base64_encode(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
+
+/// Writes an executable `docker-credential-<name>` into `dir` that answers `get` for `server`
+/// with `robot` / `s3cret-pass`, and "not found" for anything else.
+fn credential_helper(dir: &std::path::Path, name: &str, server: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join(format!("docker-credential-{name}"));
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\nread server\n\
+             if [ \"$1\" = get ] && [ \"$server\" = \"{server}\" ]; then\n\
+               echo '{{\"ServerURL\":\"{server}\",\"Username\":\"robot\",\"Secret\":\"s3cret-pass\"}}'\n\
+             else\n  echo 'credentials not found in native keychain'; exit 1\nfi\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn credential_helpers_and_stores_supply_credentials() {
+    let manifest = FakeManifest::oci_image("team/app", "1", 9);
+    let fake = FakeRegistry::start(FakeConfig {
+        auth: FakeAuth::bearer_with_login("robot", "s3cret-pass"),
+        ..FakeConfig::serving([manifest.clone()])
+    });
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
+    let bin = ctx.home().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    credential_helper(&bin, "aisupplytest", fake.host());
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    std::fs::create_dir_all(ctx.docker_config()).unwrap();
+
+    for docker_config in [
+        format!(r#"{{"credHelpers":{{"{}":"aisupplytest"}}}}"#, fake.host()),
+        r#"{"credsStore":"aisupplytest"}"#.to_owned(),
+    ] {
+        std::fs::write(ctx.docker_config().join("config.json"), &docker_config).unwrap();
+        let out = ctx.run_with_env(&["lock", "--update"], &[("PATH", &path)]);
+        assert_eq!(out.code, 0, "{docker_config}: {out}");
+        assert_eq!(locked_digest(&ctx), manifest.digest());
+        assert!(!out.stderr.contains("s3cret-pass"), "{out}");
+    }
+
+    // A helper that is not installed is named, with what to do.
+    std::fs::write(
+        ctx.docker_config().join("config.json"),
+        r#"{"credsStore":"not-installed-anywhere"}"#,
+    )
+    .unwrap();
+    let out = ctx.run(&["lock", "--update"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr
+            .contains("docker-credential-not-installed-anywhere"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_connection_closed_before_the_answer_is_retried() {
+    use std::io::{Read as _, Write as _};
+    let manifest = FakeManifest::oci_image("team/app", "1", 10);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let digest = manifest.digest();
+    let server = std::thread::spawn(move || {
+        // The first connection is dropped mid-request; the second is answered.
+        for attempt in 0..2 {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            if attempt == 0 {
+                continue;
+            }
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n\
+                 Docker-Content-Digest: {digest}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(answer.as_bytes()).unwrap();
+        }
+    });
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{host}/team/app:1"));
+    let out = ctx.run(&["lock"]);
+    server.join().unwrap();
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(locked_digest(&ctx), manifest.digest());
+}
+
+#[test]
+fn lock_output_is_stable() {
+    let ctx = TestContext::new();
+    let host = ctx.registry().host().to_owned();
+    common::push_oci_index(&host, "team/app", "1.0", 1);
+    common::push_docker_image(&host, "team/tool", "2.0", 2);
+    ctx.write(
+        "aisupply.toml",
+        format!(
+            "[[image]]\nname = \"app\"\nref = \"{host}/team/app:1.0\"\n\n\
+             [[image]]\nname = \"tool\"\nref = \"{host}/team/tool:2.0\"\n"
+        ),
+    );
+    let out = ctx.run(&["lock"]);
+    insta::with_settings!({ filters => ctx.filters() }, {
+        insta::assert_snapshot!("lock_output", out);
+        insta::assert_snapshot!("lockfile", ctx.read("aisupply.lock"));
+    });
+}
