@@ -47,6 +47,20 @@ pub enum Code {
     TagDrift,
     /// The registry served content for a locked digest that does not hash to it.
     DigestMismatch,
+    /// A locked model file is not on disk where `verify` looked.
+    ModelFileMissing,
+    /// A model file on disk does not hash to its locked SHA-256.
+    ModelFileMismatch,
+    /// A scanned vulnerability fails the `[scan]` policy.
+    Vulnerability,
+    /// A scan report is about another digest than the locked one.
+    ScanDigestMismatch,
+    /// A scan report names no digest, so it cannot be proven to be about the locked one.
+    ScanDigestUnverified,
+    /// A `[[scan.allow]]` entry has expired.
+    AllowExpired,
+    /// A `[[scan.allow]]` entry matched no finding.
+    AllowStale,
 }
 
 impl Code {
@@ -59,6 +73,13 @@ impl Code {
             Self::DigestMissing => "digest-missing",
             Self::TagDrift => "tag-drift",
             Self::DigestMismatch => "digest-mismatch",
+            Self::ModelFileMissing => "model-file-missing",
+            Self::ModelFileMismatch => "model-file-mismatch",
+            Self::Vulnerability => "vulnerability",
+            Self::ScanDigestMismatch => "scan-digest-mismatch",
+            Self::ScanDigestUnverified => "scan-digest-unverified",
+            Self::AllowExpired => "allow-expired",
+            Self::AllowStale => "allow-stale",
         }
     }
 }
@@ -120,6 +141,23 @@ impl Finding {
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+}
+
+/// Give findings that point at `file` without a line the line of their subject in `lines`.
+pub fn attach_lines(
+    findings: &mut [Finding],
+    file: &std::path::Path,
+    lines: &std::collections::BTreeMap<String, usize>,
+) {
+    for finding in findings {
+        let subject = &finding.subject;
+        match &mut finding.location {
+            Some(location) if location.file == file && location.line.is_none() => {
+                location.line = lines.get(subject).copied();
+            }
+            _ => {}
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! the new one, never half of either. Its format is documented by the JSON Schema in
 //! `lockfiles/`.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -78,6 +79,12 @@ pub struct LockedModel {
     pub revision: String,
     /// The 40-hex commit the revision resolved to.
     pub commit: String,
+    /// The `include` globs the config asked for; absent means every file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// The `exclude` globs the config asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
     /// The locked files, sorted by path.
     #[serde(default, rename = "file", skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<LockedFile>,
@@ -272,6 +279,31 @@ impl LockFile {
     }
 }
 
+/// The 1-based line of each image entry's `name` in lockfile `text`, so that findings about an
+/// entry can point at it. Entries that cannot be read are left out.
+pub fn image_lines(text: &str) -> BTreeMap<String, usize> {
+    #[derive(Deserialize)]
+    struct Names {
+        #[serde(default)]
+        image: Vec<Name>,
+    }
+    #[derive(Deserialize)]
+    struct Name {
+        name: toml::Spanned<String>,
+    }
+    let Ok(names) = toml::from_str::<Names>(text) else {
+        return BTreeMap::new();
+    };
+    names
+        .image
+        .into_iter()
+        .map(|n| {
+            let line = text[..n.name.span().start].matches('\n').count() + 1;
+            (n.name.into_inner(), line)
+        })
+        .collect()
+}
+
 /// Replace `path` with `bytes` so that readers see either the old or the new content.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
@@ -371,6 +403,21 @@ mod tests {
         for text in broken {
             assert!(LockFile::parse(path, &text).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn image_lines_point_at_each_entry_name() {
+        let text = lock().render();
+        let lines = image_lines(&text);
+        let line_of = |name: &str| {
+            text.lines()
+                .position(|l| l == format!("name = \"{name}\""))
+                .unwrap()
+                + 1
+        };
+        assert_eq!(lines["alpha"], line_of("alpha"));
+        assert_eq!(lines["zeta"], line_of("zeta"));
+        assert!(image_lines("not toml [").is_empty());
     }
 
     #[test]

@@ -91,6 +91,17 @@ fn a_moved_tag_is_a_warning_and_fails_with_fail_on_drift() {
     assert!(out.stdout.contains("warning[tag-drift]"), "{out}");
     assert!(out.stdout.contains(&moved.digest), "{out}");
     assert!(out.stdout.contains("aisupply lock --update tool"), "{out}");
+    let tool_line = ctx
+        .read("aisupply.lock")
+        .lines()
+        .position(|l| l == "name = \"tool\"")
+        .unwrap()
+        + 1;
+    assert!(
+        out.stdout
+            .contains(&format!("--> aisupply.lock:{tool_line}\n")),
+        "{out}"
+    );
 
     let out = ctx.run(&["verify", "--fail-on-drift"]);
     assert_eq!(out.code, 1, "{out}");
@@ -141,7 +152,7 @@ fn config_and_lock_disagreements_are_findings_with_locations() {
           --> aisupply.toml:7
           = hint: run `aisupply lock` and commit aisupply.lock
         error[stale-lock-entry]: the lockfile pins image `tool`, which is not in `aisupply.toml`
-          --> aisupply.lock
+          --> aisupply.lock:23
           = hint: run `aisupply lock` and commit aisupply.lock
         verify failed: 2 images checked offline, 3 errors
 

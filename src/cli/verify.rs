@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
-use aisupply::finding::{Finding, any_errors};
+use aisupply::finding::{self, Finding, any_errors};
 use aisupply::lock::LockFile;
 use aisupply::verify::{self, RegistryCheck};
 
@@ -19,6 +19,12 @@ pub struct VerifyArgs {
     /// Fail (exit 1) when a locked tag now points at another digest
     #[arg(long)]
     fail_on_drift: bool,
+    /// Fail (exit 1) when a locked model file is not on disk
+    #[arg(long)]
+    require_models: bool,
+    /// Where `pull --local-dir` put a model: DIR for the only locked model, else REPO=DIR
+    #[arg(long, value_name = "[REPO=]DIR")]
+    local_dir: Vec<String>,
 }
 
 pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -37,6 +43,27 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
         };
         let bars = global.progress();
         findings.extend(verify::registry(&lock, &lock_path, &client, options, &bars).await?);
+    }
+
+    // Check 4: model files on disk hash to their locked SHA-256 (offline).
+    if !lock.models.is_empty() {
+        let bars = global.progress();
+        let require = args.require_models;
+        findings.extend(super::pull::check_models(
+            &lock,
+            &args.local_dir,
+            require,
+            &bars,
+        )?);
+    }
+
+    // Point findings about lock entries at their lines.
+    if let Ok(text) = std::fs::read_to_string(&lock_path) {
+        finding::attach_lines(
+            &mut findings,
+            &lock_path,
+            &aisupply::lock::image_lines(&text),
+        );
     }
 
     print_report(global, &lock, args.offline, &findings);
