@@ -211,6 +211,52 @@ impl Hasher {
     }
 }
 
+/// Pass `inner` through while hashing it; when it ends, compare with `expected`. On a mismatch
+/// the stream ends with an `InvalidData` error carrying the [`Mismatch`] (also stored in
+/// `mismatch`, so the consumer can report it after a failed upload), instead of ending
+/// cleanly: whoever consumes it never mistakes wrong bytes for a complete blob.
+pub fn verify_stream<S>(
+    inner: S,
+    expected: Digest,
+    mismatch: std::sync::Arc<std::sync::Mutex<Option<Mismatch>>>,
+    mut on_bytes: impl FnMut(u64) + Send + 'static,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin + 'static,
+{
+    use futures_util::StreamExt as _;
+    let hasher = Some(Hasher::new(expected.algorithm()));
+    futures_util::stream::unfold((inner, hasher), move |(mut inner, hasher)| {
+        let expected = expected.clone();
+        let mismatch = std::sync::Arc::clone(&mismatch);
+        async move {
+            let mut hasher = hasher?;
+            match inner.next().await {
+                Some(Ok(bytes)) => {
+                    hasher.update(&bytes);
+                    Some((Ok(bytes), (inner, Some(hasher))))
+                }
+                Some(Err(e)) => Some((Err(e), (inner, None))),
+                None => {
+                    let computed = hasher.finish();
+                    if computed == expected {
+                        return None;
+                    }
+                    let found = Mismatch { expected, computed };
+                    *mismatch.lock().expect("mismatch slot") = Some(found.clone());
+                    let error = std::io::Error::new(std::io::ErrorKind::InvalidData, found);
+                    Some((Err(error), (inner, None)))
+                }
+            }
+        }
+    })
+    .inspect(move |item| {
+        if let Ok(bytes) = item {
+            on_bytes(bytes.len() as u64);
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +303,51 @@ mod tests {
         let err = d.verify(b"x").unwrap_err();
         assert_eq!(err.expected, d);
         assert_eq!(err.computed, Digest::sha256(b"x"));
+    }
+
+    fn chunks(
+        data: &'static [u8],
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin {
+        futures_util::stream::iter(data.chunks(4).map(|c| Ok(bytes::Bytes::from_static(c))))
+    }
+
+    #[tokio::test]
+    async fn verify_stream_passes_matching_bytes_through() {
+        use futures_util::StreamExt as _;
+        let slot = std::sync::Arc::default();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = std::sync::Arc::clone(&seen);
+        let out: Vec<_> = verify_stream(
+            chunks(b"hello streaming world"),
+            Digest::sha256(b"hello streaming world"),
+            std::sync::Arc::clone(&slot),
+            move |n| {
+                counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            },
+        )
+        .collect()
+        .await;
+        assert!(out.iter().all(Result::is_ok));
+        assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 21);
+        assert!(slot.lock().unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn verify_stream_ends_with_an_error_on_a_mismatch() {
+        use futures_util::StreamExt as _;
+        let slot = std::sync::Arc::default();
+        let out: Vec<_> = verify_stream(
+            chunks(b"tampered bytes"),
+            Digest::sha256(b"original bytes"),
+            std::sync::Arc::clone(&slot),
+            |_| {},
+        )
+        .collect()
+        .await;
+        let last = out.last().unwrap().as_ref().unwrap_err();
+        assert_eq!(last.kind(), std::io::ErrorKind::InvalidData);
+        let found = slot.lock().unwrap().clone().unwrap();
+        assert_eq!(found.computed, Digest::sha256(b"tampered bytes"));
     }
 
     #[test]

@@ -11,14 +11,17 @@
 
 pub mod auth;
 pub mod manifest;
+mod push;
 pub mod retry;
+
+pub use push::{BlobStream, Upload};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use crate::config::RegistrySettings;
 use crate::digest::{Digest, Mismatch};
@@ -114,6 +117,14 @@ pub enum RegistryError {
         status: StatusCode,
         /// The registry's error code or message, if it gave one.
         detail: Option<String>,
+    },
+    /// A blob the copy needs is not in the repository.
+    #[error("blob `{digest}` is not in `{repository}`")]
+    BlobUnknown {
+        /// The repository's full name.
+        repository: String,
+        /// The blob's digest.
+        digest: Digest,
     },
     /// The bytes served for a digest do not hash to it.
     #[error("registry served content for `{reference}` that does not match its digest\n  expected: {}\n  computed: {}", mismatch.expected, mismatch.computed)]
@@ -374,21 +385,36 @@ impl Client {
         if status.is_success() {
             return Ok(response);
         }
-        let registry = reference.registry().to_owned();
         if status == StatusCode::NOT_FOUND {
             return Err(RegistryError::ManifestUnknown {
                 reference: reference.to_string(),
                 name: reference.name(),
             });
         }
+        Err(self.status_error(reference, method, url, response).await)
+    }
+
+    /// The error for an answer that is not a success.
+    pub(crate) async fn status_error(
+        &self,
+        reference: &Reference,
+        method: Method,
+        url: &str,
+        response: Response,
+    ) -> RegistryError {
+        let status = response.status();
+        let registry = reference.registry().to_owned();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            let had_credentials = self.credential(reference).await?.is_some();
-            return Err(RegistryError::Unauthorized {
+            let had_credentials = match self.credential(reference).await {
+                Ok(found) => found.is_some(),
+                Err(e) => return e.into(),
+            };
+            return RegistryError::Unauthorized {
                 registry,
                 repository: reference.repository().to_owned(),
                 status,
                 had_credentials,
-            });
+            };
         }
         // A TLS port answers plain HTTP with a bare HTTP/1.0 400 (Go's servers add a sentence
         // saying so); HEAD answers carry no body, hence the check of the status line too.
@@ -398,36 +424,48 @@ impl Client {
         if status == StatusCode::BAD_REQUEST
             && (bare_http10 || body.contains("HTTP request to an HTTPS server"))
         {
-            return Err(RegistryError::HttpToHttps { registry });
+            return RegistryError::HttpToHttps { registry };
         }
-        Err(RegistryError::Status {
+        RegistryError::Status {
             registry,
             method,
             url: url.to_owned(),
             status,
             detail: error_detail(&body),
-        })
+        }
     }
 
     async fn credential(&self, reference: &Reference) -> Result<Option<Credential>, AuthError> {
         self.options.credentials.lookup(reference.registry()).await
     }
 
-    /// Send a request with whatever authorization the repository needs, answering one
-    /// challenge, and retrying transient failures.
+    /// Send a manifest request (the four manifest types in `Accept`).
     async fn send(
         &self,
         reference: &Reference,
         method: Method,
         url: &str,
     ) -> Result<Response, RegistryError> {
-        let key = (
-            reference.registry().to_owned(),
-            reference.repository().to_owned(),
-        );
+        self.execute(reference, url, &|http| {
+            http.request(method.clone(), url)
+                .header(ACCEPT, manifest::ACCEPT)
+        })
+        .await
+    }
+
+    /// Send the request `build` makes with whatever authorization `reference`'s repository
+    /// needs, answering one challenge, and retrying transient failures. `build` is called once
+    /// per attempt, so its body must be cheap to make again.
+    pub(crate) async fn execute(
+        &self,
+        reference: &Reference,
+        url: &str,
+        build: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
+    ) -> Result<Response, RegistryError> {
+        let key = auth_key(reference);
         let cached = self.cached_authorization(&key);
         let response = self
-            .send_with_retries(reference, method.clone(), url, cached.as_ref())
+            .send_with_retries(reference, url, build, cached.as_ref())
             .await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
@@ -449,8 +487,19 @@ impl Client {
             .lock()
             .expect("authorization cache lock")
             .insert(key, authorization.clone());
-        self.send_with_retries(reference, method, url, Some(&authorization))
+        self.send_with_retries(reference, url, build, Some(&authorization))
             .await
+    }
+
+    /// The HTTP client, for requests sent once with [`Client::authorization_for`].
+    pub(crate) fn raw_http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The `Authorization` value learnt for `reference`'s repository, for requests that cannot
+    /// be repeated (a streamed body) and so must be authorized up front.
+    pub(crate) fn authorization_for(&self, reference: &Reference) -> Option<HeaderValue> {
+        self.cached_authorization(&auth_key(reference))
     }
 
     fn cached_authorization(&self, key: &(String, String)) -> Option<HeaderValue> {
@@ -575,17 +624,14 @@ impl Client {
     async fn send_with_retries(
         &self,
         reference: &Reference,
-        method: Method,
         url: &str,
+        build: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
         authorization: Option<&HeaderValue>,
     ) -> Result<Response, RegistryError> {
         let policy = &self.options.retry;
         let mut attempt = 0;
         loop {
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .header(ACCEPT, manifest::ACCEPT);
+            let mut request = build(&self.http);
             if let Some(value) = authorization {
                 request = request.header(AUTHORIZATION, value.clone());
             }
@@ -609,6 +655,13 @@ impl Client {
             attempt += 1;
         }
     }
+}
+
+fn auth_key(reference: &Reference) -> (String, String) {
+    (
+        reference.registry().to_owned(),
+        reference.repository().to_owned(),
+    )
 }
 
 /// A token service's answer; registries use either name.
