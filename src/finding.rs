@@ -45,7 +45,8 @@ pub enum Code {
     DigestMissing,
     /// The locked tag now points at another digest.
     TagDrift,
-    /// The registry served content for a locked digest that does not hash to it.
+    /// The registry served content for a locked digest that does not hash to it, or a
+    /// `[sources]` file pins a reference to another digest than the lock.
     DigestMismatch,
     /// A locked model file is not on disk where `verify` looked.
     ModelFileMissing,
@@ -61,6 +62,11 @@ pub enum Code {
     AllowExpired,
     /// A `[[scan.allow]]` entry matched no finding.
     AllowStale,
+    /// A reference in a `[sources]` file is not pinned by digest, or cannot be checked.
+    UnpinnedReference,
+    /// A `[sources]` file could not be read: not UTF-8, not valid YAML, an unfinished
+    /// instruction or an invalid reference.
+    UnreadableSource,
 }
 
 impl Code {
@@ -80,6 +86,8 @@ impl Code {
             Self::ScanDigestUnverified => "scan-digest-unverified",
             Self::AllowExpired => "allow-expired",
             Self::AllowStale => "allow-stale",
+            Self::UnpinnedReference => "unpinned-reference",
+            Self::UnreadableSource => "unreadable-source",
         }
     }
 }

@@ -9,10 +9,15 @@
 pub mod config;
 pub mod digest;
 pub mod finding;
+pub mod hub;
 pub mod lock;
+pub mod mirror;
+pub mod pin;
 pub mod platform;
 pub mod progress;
 pub mod reference;
 pub mod registry;
+pub mod report;
 pub mod resolve;
+pub mod scan;
 pub mod verify;

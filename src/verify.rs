@@ -1,6 +1,8 @@
 //! The checks of `aisupply verify`, each producing [`Finding`]s.
 //!
-//! Check 1 (lock ↔ config consistency) is offline and also answers `aisupply lock --check`.
+//! Check 1 (lock ↔ config consistency) is offline and also answers `aisupply lock --check`;
+//! its model half lives in [`crate::hub::lock::consistency`], and check 4 (model files on disk)
+//! in [`crate::hub::check`].
 //! Check 3 asks each registry whether the locked digests still exist and whether the locked
 //! tags still point at them.
 
@@ -60,6 +62,7 @@ pub fn consistency(config: &Config, lock: &LockFile, lock_path: &Path) -> Vec<Fi
             );
         }
     }
+    findings.extend(crate::hub::lock::consistency(config, lock, lock_path));
     findings
 }
 

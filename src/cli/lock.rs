@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
+use aisupply::config::Config;
 use aisupply::finding::Finding;
+use aisupply::hub::lock::{ModelChange, lock_models};
 use aisupply::lock::{LockError, LockFile};
 use aisupply::resolve::{self, Outcome as Locked, Status, Update};
 use aisupply::verify;
@@ -14,7 +16,8 @@ use super::{Format, Global, Outcome, print_result, registry_client, render};
 /// Arguments of `aisupply lock`.
 #[derive(Debug, Args)]
 pub struct LockArgs {
-    /// Re-resolve these entries (by name), or every entry when no name is given
+    /// Re-resolve these entries (images by name, models by repository), or every entry when no
+    /// name is given
     #[arg(long, value_name = "NAME", num_args = 0..)]
     update: Option<Vec<String>>,
     /// Change nothing; exit 1 when the lockfile is stale (for CI)
@@ -55,24 +58,61 @@ pub async fn run(args: LockArgs, global: &Global) -> anyhow::Result<Outcome> {
         Some(names) if names.is_empty() => Update::All,
         Some(names) => Update::Names(names),
     };
+    let (update, model_update) = split_update(update, &config);
     let client = registry_client(&config)?;
     let bars = global.progress();
-    let locked = resolve::lock_images(&config, existing.as_ref(), &update, &client, &bars).await?;
+    let mut locked =
+        resolve::lock_images(&config, existing.as_ref(), &update, &client, &bars).await?;
+
+    // Models: the same rules, against the Hub.
+    let hub = if config.models.is_empty() {
+        None
+    } else {
+        Some(super::pull::hub_client()?)
+    };
+    let models =
+        lock_models(&config, existing.as_ref(), &model_update, hub.as_ref(), &bars).await?;
+    locked.lock.models = models.models;
 
     // Write only when something changed, so the file's timestamp means something.
     if locked.changed() || existing.as_ref() != Some(&locked.lock) {
         locked.lock.write(&lock_path)?;
     }
-    print_outcome(global, &lock_path, &locked);
+    print_outcome(global, &lock_path, &locked, &models.changes);
     Ok(Outcome::Success)
 }
 
-fn print_outcome(global: &Global, lock_path: &std::path::Path, locked: &Locked) {
+/// `--update NAME...` names images by name and models by repository.
+fn split_update(update: Update, config: &Config) -> (Update, Update) {
+    let Update::Names(names) = update else {
+        return (update.clone(), update);
+    };
+    let (models, images): (Vec<String>, Vec<String>) = names
+        .into_iter()
+        .partition(|name| config.models.iter().any(|m| m.repo == *name));
+    let names_or_nothing = |names: Vec<String>| {
+        if names.is_empty() {
+            Update::Nothing
+        } else {
+            Update::Names(names)
+        }
+    };
+    (names_or_nothing(images), names_or_nothing(models))
+}
+
+fn print_outcome(
+    global: &Global,
+    lock_path: &std::path::Path,
+    locked: &Locked,
+    models: &[ModelChange],
+) {
+    let changed = locked.changed() || models.iter().any(|c| c.status != Status::Unchanged);
     if global.format == Format::Json {
         let doc = serde_json::json!({
             "lockfile": lock_path,
-            "changed": locked.changed(),
+            "changed": changed,
             "images": locked.changes,
+            "models": models,
         });
         print_result(&format!("{doc:#}\n"));
         return;
@@ -88,7 +128,20 @@ fn print_outcome(global: &Global, lock_path: &std::path::Path, locked: &Locked) 
         let digest = digest.map(ToString::to_string).unwrap_or_default();
         let _ = writeln!(out, "{mark} {} {} {digest}", change.name, change.reference);
     }
-    let count = |s: Status| locked.changes.iter().filter(|c| c.status == s).count();
+    for change in models {
+        let (mark, commit) = match change.status {
+            Status::Added => ("+", change.commit.as_ref()),
+            Status::Updated => ("~", change.commit.as_ref()),
+            Status::Unchanged => ("=", change.commit.as_ref()),
+            Status::Removed => ("-", change.previous.as_ref()),
+        };
+        let commit = commit.map(String::as_str).unwrap_or_default();
+        let _ = writeln!(out, "{mark} {} {} {commit}", change.repo, change.revision);
+    }
+    let count = |s: Status| {
+        let models = models.iter().filter(|c| c.status == s).count();
+        locked.changes.iter().filter(|c| c.status == s).count() + models
+    };
     let _ = writeln!(
         out,
         "{}: {} added, {} updated, {} removed, {} unchanged",

@@ -3,9 +3,14 @@
 //! Exit codes are the same for every command: 0 success, 1 verification failed, 2 the command
 //! could not do its job. Results go to stdout; messages, errors and progress go to stderr.
 
+mod init;
 mod lock;
+mod mirror;
+mod pin;
 mod progress;
+mod pull;
 mod render;
+mod scan;
 mod verify;
 
 use std::fmt::Write as _;
@@ -59,14 +64,28 @@ enum Format {
     Text,
     /// One JSON document on stdout
     Json,
+    /// SARIF 2.1.0, for code scanning (`scan` and `verify`; other commands print text)
+    Sarif,
+    /// GitHub workflow annotations (`scan` and `verify`; other commands print text)
+    Github,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a starter aisupply.toml from the image references of the repository
+    Init(init::InitArgs),
     /// Resolve every entry of aisupply.toml and write aisupply.lock
     Lock(lock::LockArgs),
     /// Check that the lock matches the config and still resolves (the CI gate)
     Verify(verify::VerifyArgs),
+    /// Copy every locked image into a registry or an OCI layout, digests unchanged
+    Mirror(mirror::MirrorArgs),
+    /// Download locked model files, verified, into the Hugging Face cache or a directory
+    Pull(pull::PullArgs),
+    /// Judge Trivy and Grype reports of the locked images by the `[scan]` policy
+    Scan(scan::ScanArgs),
+    /// Rewrite image references in Dockerfiles, compose and Kubernetes files to locked digests
+    Pin(pin::PinArgs),
 }
 
 /// What a command that ran to the end concluded.
@@ -76,6 +95,8 @@ enum Outcome {
     Success,
     /// Exit code 1: verification failed.
     Failed,
+    /// Exit code 2: bad input, already reported with the rest of the result.
+    Invalid,
 }
 
 /// Run the command line and turn its outcome into an exit code.
@@ -104,14 +125,20 @@ pub fn main() -> ExitCode {
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::Invalid) => ExitCode::from(2),
         Err(e) => report_error(&cli.global, &e),
     }
 }
 
 async fn run(command: Command, global: &Global) -> anyhow::Result<Outcome> {
     match command {
+        Command::Init(args) => init::run(&args, global),
         Command::Lock(args) => lock::run(args, global).await,
         Command::Verify(args) => verify::run(args, global).await,
+        Command::Mirror(args) => mirror::run(args, global).await,
+        Command::Pull(args) => pull::run(args, global).await,
+        Command::Scan(args) => scan::run(&args, global),
+        Command::Pin(args) => pin::run(&args, global),
     }
 }
 

@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use aisupply::config::ConfigError;
 use aisupply::finding::{Finding, Severity};
+use aisupply::hub::HubError;
 use aisupply::lock::LockError;
+use aisupply::scan::ScanError;
 use aisupply::reference::ReferenceError;
 use aisupply::registry::RegistryError;
 use aisupply::registry::auth::AuthError;
@@ -17,10 +19,24 @@ pub fn hint_for(error: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<LockError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<ScanError>() {
+            e.hint()
         } else if let Some(e) = e.downcast_ref::<ResolveError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<RegistryError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<aisupply::mirror::MirrorError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<HubError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<aisupply::pin::DiscoveryError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<aisupply::pin::SourceError>() {
+            e.hint()
+        } else if e.is::<super::pin::UnlockedReferences>() {
+            Some(super::pin::UnlockedReferences::hint())
+        } else if e.is::<super::init::ConfigExists>() {
+            Some(super::init::ConfigExists::hint())
         } else if let Some(AuthError::Helper { helper, .. }) = e.downcast_ref::<AuthError>() {
             Some(format!(
                 "check that `docker-credential-{helper}` is installed and on PATH, or remove it \

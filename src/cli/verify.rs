@@ -6,6 +6,7 @@ use clap::Args;
 
 use aisupply::finding::{self, Finding, any_errors};
 use aisupply::lock::LockFile;
+use aisupply::scan::{Date, Scan};
 use aisupply::verify::{self, RegistryCheck};
 
 use super::{Format, Global, Outcome, print_result, registry_client, render};
@@ -25,6 +26,13 @@ pub struct VerifyArgs {
     /// Where `pull --local-dir` put a model: DIR for the only locked model, else REPO=DIR
     #[arg(long, value_name = "[REPO=]DIR")]
     local_dir: Vec<String>,
+    /// Trivy or Grype reports (JSON or SARIF) of the locked images that must pass the `[scan]`
+    /// policy
+    #[arg(long = "report", value_name = "FILE", num_args = 1..)]
+    reports: Vec<std::path::PathBuf>,
+    /// The locked image the `--report` files are about, for reports that name no image digest
+    #[arg(long, value_name = "NAME", requires = "reports")]
+    target: Option<String>,
 }
 
 pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -34,6 +42,10 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
 
     // Check 1: the lock matches the config.
     let mut findings = verify::consistency(&config, &lock, &lock_path);
+
+    // Check 2: the references in the `[sources]` files are pinned to the locked digests.
+    let sources = super::pin::discover(global, config.sources.as_ref(), &[])?;
+    findings.extend(aisupply::pin::check::check(&sources, &lock));
 
     // Check 3: the locked digests still resolve, and the tags have not moved.
     if !args.offline {
@@ -57,6 +69,13 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
         )?);
     }
 
+    // Check 5: scan reports are about the locked digests and pass the `[scan]` policy.
+    if !args.reports.is_empty() {
+        let reports = super::scan::read_reports(&args.reports, args.target.as_deref())?;
+        let scan = Scan::assemble(reports, &config, &lock, Date::today())?;
+        findings.extend(scan.verify_findings(&config, &lock_path));
+    }
+
     // Point findings about lock entries at their lines.
     if let Ok(text) = std::fs::read_to_string(&lock_path) {
         finding::attach_lines(
@@ -67,7 +86,9 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     }
 
     print_report(global, &lock, args.offline, &findings);
-    Ok(if any_errors(&findings) {
+    Ok(if !sources.problems.is_empty() {
+        Outcome::Invalid
+    } else if any_errors(&findings) {
         Outcome::Failed
     } else {
         Outcome::Success
@@ -86,7 +107,15 @@ fn print_report(global: &Global, lock: &LockFile, offline: bool, findings: &[Fin
         print_result(&format!("{doc:#}\n"));
         return;
     }
-    let mut out = render::findings_text(findings);
+    if global.format == Format::Sarif {
+        print_result(&format!("{:#}\n", aisupply::report::sarif::findings(findings)));
+        return;
+    }
+    let mut out = if global.format == Format::Github {
+        aisupply::report::github::findings(findings)
+    } else {
+        render::findings_text(findings)
+    };
     let _ = writeln!(
         out,
         "verify {}: {} image{} checked{}, {}",

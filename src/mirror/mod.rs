@@ -553,7 +553,6 @@ fn references(manifest: &Manifest) -> Result<References, MirrorError> {
     #[derive(serde::Deserialize)]
     struct Descriptor {
         digest: String,
-        #[serde(default)]
         size: u64,
     }
     let bad = |reason: String| MirrorError::BadManifest {

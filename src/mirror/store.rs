@@ -161,6 +161,7 @@ impl Store<'_> {
         let verified: BlobStream = Box::pin(verify_stream(
             source,
             digest.clone(),
+            Some(size),
             Arc::clone(&mismatch),
             on_bytes,
         ));

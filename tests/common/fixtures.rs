@@ -89,7 +89,8 @@ pub fn delete_manifest(host: &str, repo: &str, digest: &str) {
     block_on(upload.send(Method::DELETE, &url, None, StatusCode::ACCEPTED));
 }
 
-fn push_image(host: &str, repo: &str, tag: &str, image: &Image) -> PushedImage {
+/// Push an image built by the test (its blobs, then its manifest under `tag`).
+pub fn push_image(host: &str, repo: &str, tag: &str, image: &Image) -> PushedImage {
     let upload = Upload::new(host, repo);
     block_on(upload.image(image, tag));
     pushed(host, repo, tag, &image.manifest, Vec::new())

@@ -12,6 +12,7 @@ mod context;
 pub mod fake;
 pub mod fixtures;
 pub mod http;
+pub mod hub;
 pub mod image;
 mod lockfile;
 mod registry;
@@ -23,7 +24,7 @@ pub use context::{Output, TestContext};
 pub use fake::{FakeAuth, FakeConfig, FakeManifest, FakeRegistry, RecordedRequest};
 #[allow(unused_imports)]
 pub use fixtures::{
-    ChildManifest, PushedImage, delete_manifest, push_docker_image, push_docker_list,
+    ChildManifest, PushedImage, delete_manifest, push_docker_image, push_docker_list, push_image,
     push_oci_image, push_oci_index,
 };
 #[allow(unused_imports)]

@@ -60,6 +60,18 @@ impl Registry {
         &self.host
     }
 
+    /// Where the registry keeps blob `digest` (`sha256:<hex>`) on disk, so that a test can
+    /// tamper with it behind the registry's back.
+    pub fn blob_file(&self, digest: &str) -> std::path::PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
     /// The last lines the registry logged, for failure messages.
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();

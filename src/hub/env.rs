@@ -1,0 +1,160 @@
+//! The Hugging Face environment: `HF_ENDPOINT`, `HF_TOKEN`, `HF_HOME`, `HF_HUB_CACHE` and
+//! `HF_HUB_OFFLINE`, read the way `huggingface_hub` reads them, so that both agree on where the
+//! cache is and which account is used.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use reqwest::Url;
+
+use super::HubError;
+
+/// The public Hub.
+pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+/// Where and how to reach the Hub, and where its cache lives.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `HF_ENDPOINT`, without a trailing slash.
+    pub endpoint: Url,
+    /// `HF_TOKEN`, else the token file (`HF_TOKEN_PATH`, else `$HF_HOME/token`).
+    pub token: Option<Token>,
+    /// `HF_HUB_CACHE`, else `$HF_HOME/hub`.
+    pub cache: PathBuf,
+    /// `HF_HUB_OFFLINE`: never touch the network.
+    pub offline: bool,
+}
+
+/// A Hub token. Its `Debug` form hides the value, so it cannot leak through logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// The secret itself, for the `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Settings {
+    /// Settings from the process environment.
+    pub fn from_env() -> Result<Self, HubError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Settings from `var`, which looks a variable up by name; empty values count as unset.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, HubError> {
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+
+        let raw_endpoint = var("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+        let endpoint = Url::parse(raw_endpoint.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or(HubError::BadEndpoint {
+                endpoint: raw_endpoint.clone(),
+            })?;
+
+        let home = var("HF_HOME").map_or_else(
+            || {
+                let cache_home = var("XDG_CACHE_HOME").map_or_else(
+                    || PathBuf::from(var("HOME").unwrap_or_default()).join(".cache"),
+                    PathBuf::from,
+                );
+                cache_home.join("huggingface")
+            },
+            PathBuf::from,
+        );
+        let cache = var("HF_HUB_CACHE").map_or_else(|| home.join("hub"), PathBuf::from);
+
+        let token_file = var("HF_TOKEN_PATH").map_or_else(|| home.join("token"), PathBuf::from);
+        let token = var("HF_TOKEN")
+            .or_else(|| std::fs::read_to_string(&token_file).ok())
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .map(Token);
+
+        let offline = var("HF_HUB_OFFLINE").is_some_and(|v| {
+            matches!(v.to_ascii_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE")
+        });
+
+        Ok(Self {
+            endpoint,
+            token,
+            cache,
+            offline,
+        })
+    }
+
+    /// The endpoint as text, for messages.
+    pub fn endpoint_text(&self) -> String {
+        self.endpoint.as_str().trim_end_matches('/').to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, HubError> {
+        Settings::from_vars(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_follow_huggingface_hub() {
+        let s = settings(&[("HOME", "/home/u")]).unwrap();
+        assert_eq!(s.endpoint.as_str(), "https://huggingface.co/");
+        assert_eq!(s.cache, PathBuf::from("/home/u/.cache/huggingface/hub"));
+        assert!(s.token.is_none());
+        assert!(!s.offline);
+    }
+
+    #[test]
+    fn hub_cache_wins_over_hf_home_which_wins_over_xdg() {
+        let s = settings(&[("HOME", "/h"), ("XDG_CACHE_HOME", "/x")]).unwrap();
+        assert_eq!(s.cache, PathBuf::from("/x/huggingface/hub"));
+        let s = settings(&[("HOME", "/h"), ("HF_HOME", "/hf")]).unwrap();
+        assert_eq!(s.cache, PathBuf::from("/hf/hub"));
+        let s = settings(&[("HF_HOME", "/hf"), ("HF_HUB_CACHE", "/c")]).unwrap();
+        assert_eq!(s.cache, PathBuf::from("/c"));
+    }
+
+    #[test]
+    fn token_comes_from_the_variable_then_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "hf_file\n").unwrap();
+        let home = dir.path().to_str().unwrap();
+        let s = settings(&[("HF_HOME", home)]).unwrap();
+        assert_eq!(s.token.unwrap().expose(), "hf_file");
+        let s = settings(&[("HF_HOME", home), ("HF_TOKEN", "hf_var")]).unwrap();
+        assert_eq!(s.token.unwrap().expose(), "hf_var");
+    }
+
+    #[test]
+    fn token_never_shows_in_debug_output() {
+        let s = settings(&[("HF_TOKEN", "hf_secret")]).unwrap();
+        assert!(!format!("{s:?}").contains("hf_secret"));
+    }
+
+    #[test]
+    fn offline_and_endpoint_values() {
+        assert!(settings(&[("HF_HUB_OFFLINE", "1")]).unwrap().offline);
+        assert!(settings(&[("HF_HUB_OFFLINE", "true")]).unwrap().offline);
+        assert!(!settings(&[("HF_HUB_OFFLINE", "0")]).unwrap().offline);
+        let s = settings(&[("HF_ENDPOINT", "http://127.0.0.1:8080/")]).unwrap();
+        assert_eq!(s.endpoint_text(), "http://127.0.0.1:8080");
+        assert!(matches!(
+            settings(&[("HF_ENDPOINT", "huggingface.co")]),
+            Err(HubError::BadEndpoint { .. })
+        ));
+    }
+}
