@@ -586,3 +586,72 @@ fn large_image(size: usize) -> Image {
         blobs: vec![config, layer],
     }
 }
+
+#[test]
+fn a_destination_that_refuses_mounts_gets_plain_uploads() {
+    let ctx = TestContext::new();
+    let host = ctx.registry().host().to_owned();
+    push_oci_image(&host, "one/app", "1", 11);
+    push_oci_image(&host, "two/app", "1", 11);
+    ctx.write(
+        "aisupply.toml",
+        image("one", &format!("{host}/one/app:1")) + &image("two", &format!("{host}/two/app:1")),
+    );
+    assert_eq!(ctx.run(&["lock"]).code, 0);
+    let dest = Registry::start();
+    let proxy = common::proxy::Proxy::start(
+        dest.host(),
+        common::proxy::ProxyConfig {
+            refuse_mounts: true,
+            ..Default::default()
+        },
+    );
+    let out = ctx.run(&[
+        "mirror",
+        "--to",
+        &format!("{}/m", proxy.host()),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        proxy.requests().iter().any(|r| r.contains("mount=")),
+        "a mount was tried"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["images"][1]["blobs_mounted"], 0, "{out}");
+    assert_eq!(doc["images"][1]["blobs_copied"], 2, "{out}");
+    let two = doc["images"][1]["digest"].as_str().unwrap();
+    let repo = format!("m/{}/two/app:1", host.replace(':', "-"));
+    assert_eq!(skopeo_raw_digest(dest.host(), &repo), two);
+}
+
+#[test]
+fn a_registry_that_asks_for_chunks_gets_chunked_uploads() {
+    let ctx = TestContext::new();
+    let host = ctx.registry().host().to_owned();
+    let big = large_image(20 * 1024 * 1024);
+    push_image(&host, "team/big", "1", &big);
+    ctx.write("aisupply.toml", image("big", &format!("{host}/team/big:1")));
+    assert_eq!(ctx.run(&["lock"]).code, 0);
+    let dest = Registry::start();
+    let proxy = common::proxy::Proxy::start(
+        dest.host(),
+        common::proxy::ProxyConfig {
+            chunk_min_length: Some(5 * 1024 * 1024),
+            ..Default::default()
+        },
+    );
+    let out = ctx.run(&["mirror", "--to", &format!("{}/m", proxy.host())]);
+    assert_eq!(out.code, 0, "{out}");
+    let patches = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("PATCH"))
+        .count();
+    // 20 MiB in chunks of at least 8 MiB (our floor): three PATCHes for the layer, one for
+    // the small config.
+    assert_eq!(patches, 4, "{:#?}", proxy.requests());
+    let repo = format!("m/{}/team/big:1", host.replace(':', "-"));
+    assert_eq!(skopeo_raw_digest(dest.host(), &repo), big.manifest.digest);
+}

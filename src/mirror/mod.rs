@@ -487,19 +487,30 @@ impl Copy<'_> {
         task: usize,
     ) -> Result<bool, MirrorError> {
         let body = self.source.blob(&self.from, digest).await?;
-        let reporter = self.reporter;
-        // The reporter outlives the transfer; progress is reported through a channel-free
-        // counter because the stream must be 'static.
+        // The stream must be 'static, so it counts into an atomic that is read here.
         let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let seen = std::sync::Arc::clone(&counter);
-        let received = self
-            .destination
-            .receive_blob(&self.to, digest, size, mount_from, body, move |n| {
-                seen.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-            })
-            .await;
-        reporter.advance(task, counter.load(std::sync::atomic::Ordering::Relaxed));
-        received
+        let receive =
+            self.destination
+                .receive_blob(&self.to, digest, size, mount_from, body, move |n| {
+                    seen.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                });
+        tokio::pin!(receive);
+        let mut reported = 0;
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        let result = loop {
+            tokio::select! {
+                result = &mut receive => break result,
+                _ = tick.tick() => {
+                    let now = counter.load(std::sync::atomic::Ordering::Relaxed);
+                    self.reporter.advance(task, now - reported);
+                    reported = now;
+                }
+            }
+        };
+        let now = counter.load(std::sync::atomic::Ordering::Relaxed);
+        self.reporter.advance(task, now - reported);
+        result
     }
 
     fn remember(&self, digest: &Digest) {

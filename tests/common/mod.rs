@@ -15,6 +15,7 @@ pub mod http;
 pub mod hub;
 pub mod image;
 mod lockfile;
+pub mod proxy;
 mod registry;
 
 // Re-exports, so that tests write `common::push_oci_image`; each binary uses some of them.
