@@ -1,5 +1,8 @@
 //! `aisupply lock` against a real CNCF distribution registry.
 
+// Helpers of tests fail the test on anything unexpected, as the tests themselves do.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{

@@ -2,6 +2,9 @@
 //! missing headers, content that does not match its digest, authentication challenges,
 //! throttling, and the wrong scheme.
 
+// Helpers of tests fail the test on anything unexpected, as the tests themselves do.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{FakeAuth, FakeConfig, FakeManifest, FakeRegistry, Registry, TestContext};
