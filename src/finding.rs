@@ -48,6 +48,9 @@ pub enum Code {
     /// The registry served content for a locked digest that does not hash to it, or a
     /// `[sources]` file pins a reference to another digest than the lock.
     DigestMismatch,
+    /// The lock's media type or platform manifests differ from what the content of the locked
+    /// digest says (a hand-edited or tampered lockfile).
+    IndexMismatch,
     /// A locked model file is not on disk where `verify` looked.
     ModelFileMissing,
     /// A model file on disk does not hash to its locked SHA-256.
@@ -79,6 +82,7 @@ impl Code {
             Self::DigestMissing => "digest-missing",
             Self::TagDrift => "tag-drift",
             Self::DigestMismatch => "digest-mismatch",
+            Self::IndexMismatch => "index-mismatch",
             Self::ModelFileMissing => "model-file-missing",
             Self::ModelFileMismatch => "model-file-mismatch",
             Self::Vulnerability => "vulnerability",

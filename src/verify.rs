@@ -129,29 +129,44 @@ async fn check_image(
 ) -> Result<Vec<Finding>, RegistryError> {
     let mut findings = Vec::new();
     let repository = image.reference.without_digest();
-    let missing = |digest: &crate::digest::Digest, what: String| {
-        Finding::new(
-            Code::DigestMissing,
-            Severity::Error,
-            &image.name,
-            format!(
-                "{what} `{digest}` of image `{}` no longer exists in `{}`",
-                image.name,
-                repository.name()
-            ),
-        )
-        .at(lock_path, None)
-        .hint("restore the image in the registry, or re-pin with `aisupply lock --update NAME`")
-    };
 
-    // The locked digests themselves.
-    if !client.manifest_exists(&repository, &image.digest).await? {
-        findings.push(missing(&image.digest, "the locked digest".to_owned()));
+    // The locked manifest, fetched and hashed: it must still exist and still be what was
+    // locked, and the lock's platform entries must be what its index lists.
+    match fetched(
+        client,
+        &repository,
+        &image.digest,
+        image,
+        "the locked digest",
+    )
+    .await?
+    {
+        Ok(top) => {
+            for problem in index_problems(image, &top) {
+                findings.push(
+                    Finding::new(Code::IndexMismatch, Severity::Error, &image.name, problem).hint(
+                        format!(
+                            "the lockfile was edited by hand: restore it, or regenerate the \
+                             entry with `aisupply lock --update {}`",
+                            image.name
+                        ),
+                    ),
+                );
+            }
+        }
+        Err(problem) => findings.push(problem),
     }
     for m in &image.manifests {
-        if !client.manifest_exists(&repository, &m.digest).await? {
-            findings.push(missing(&m.digest, format!("the `{}` manifest", m.platform)));
+        let what = format!("the `{}` manifest", m.platform);
+        if let Err(problem) = fetched(client, &repository, &m.digest, image, &what).await? {
+            findings.push(problem);
         }
+    }
+    for finding in &mut findings {
+        finding.location = Some(crate::finding::Location {
+            file: lock_path.to_owned(),
+            line: None,
+        });
     }
 
     // Where the tag points now; a reference pinned by digest cannot drift.
@@ -178,10 +193,110 @@ async fn check_image(
         ))),
         Ok(_) => {}
         Err(RegistryError::ManifestUnknown { .. }) => findings.push(drift(format!(
-            "tag `{}` no longer exists; the locked digest is still `{}`",
-            image.reference, image.digest
+            "tag `{}` no longer exists in its registry",
+            image.reference
         ))),
         Err(e) => return Err(e),
     }
     Ok(findings)
+}
+
+/// Manifest `digest` of `repository`, fetched and verified; a missing or altered manifest is
+/// a finding, any other failure an error.
+async fn fetched(
+    client: &Client,
+    repository: &crate::reference::Reference,
+    digest: &crate::digest::Digest,
+    image: &LockedImage,
+    what: &str,
+) -> Result<Result<crate::registry::ManifestInfo, Finding>, RegistryError> {
+    let finding = |code, message: String, hint: String| {
+        Finding::new(code, Severity::Error, &image.name, message).hint(hint)
+    };
+    match client.fetch_manifest(repository, Some(digest)).await {
+        Ok(found) => Ok(Ok(found)),
+        Err(RegistryError::ManifestUnknown { .. }) => Ok(Err(finding(
+            Code::DigestMissing,
+            format!(
+                "{what} `{digest}` of image `{}` no longer exists in `{}`",
+                image.name,
+                repository.name()
+            ),
+            format!(
+                "restore the image in the registry, or re-pin with `aisupply lock --update {}`",
+                image.name
+            ),
+        ))),
+        Err(RegistryError::DigestMismatch { mismatch, .. }) => Ok(Err(finding(
+            Code::DigestMismatch,
+            format!(
+                "{what} of image `{}` served by `{}` does not match its digest (expected \
+                 `{}`, computed `{}`)",
+                image.name,
+                repository.name(),
+                mismatch.expected,
+                mismatch.computed
+            ),
+            "do not deploy from this registry until its operators explain the change".to_owned(),
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// How the lock entry disagrees with the content of its locked digest: the media type, and
+/// for an index the platform manifests the lock should hold.
+fn index_problems(image: &LockedImage, top: &crate::registry::ManifestInfo) -> Vec<String> {
+    use crate::registry::manifest;
+    let mut problems = Vec::new();
+    if top.media_type != image.media_type {
+        problems.push(format!(
+            "image `{}` is locked with media type `{}`, but its digest is a `{}`",
+            image.name, image.media_type, top.media_type
+        ));
+    }
+    let mut expected: Vec<(String, String)> = Vec::new();
+    if manifest::is_index(&top.media_type) {
+        let bytes = top.bytes.as_deref().unwrap_or_default();
+        let Ok(listed) = manifest::platform_manifests(bytes) else {
+            problems.push(format!("the index of image `{}` is unreadable", image.name));
+            return problems;
+        };
+        let wanted: Option<Vec<crate::platform::Platform>> = image
+            .platforms
+            .as_ref()
+            .map(|list| list.iter().filter_map(|p| p.parse().ok()).collect());
+        expected = listed
+            .into_iter()
+            .filter(|m| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|w| w.iter().any(|p| p.matches(&m.platform)))
+            })
+            .map(|m| (m.platform.to_string(), m.digest.to_string()))
+            .collect();
+    }
+    let mut locked: Vec<(String, String)> = image
+        .manifests
+        .iter()
+        .map(|m| (m.platform.clone(), m.digest.to_string()))
+        .collect();
+    locked.sort();
+    expected.sort();
+    if locked != expected {
+        let show = |list: &[(String, String)]| {
+            if list.is_empty() {
+                return "none".to_owned();
+            }
+            let items: Vec<String> = list.iter().map(|(p, d)| format!("{p} {d}")).collect();
+            items.join(", ")
+        };
+        problems.push(format!(
+            "the platform manifests locked for image `{}` ({}) are not the ones its index lists \
+             ({})",
+            image.name,
+            show(&locked),
+            show(&expected)
+        ));
+    }
+    problems
 }

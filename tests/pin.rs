@@ -24,7 +24,11 @@ fn corpus_files(dir: &Path, out: &mut Vec<PathBuf>) {
         if path.is_dir() {
             corpus_files(&path, out);
         } else {
-            out.push(path.strip_prefix(CORPUS).expect("under the corpus").to_owned());
+            out.push(
+                path.strip_prefix(CORPUS)
+                    .expect("under the corpus")
+                    .to_owned(),
+            );
         }
     }
 }
@@ -47,8 +51,9 @@ fn corpus_context() -> (TestContext, Vec<PathBuf>) {
 fn assert_golden(name: &str, actual: &str) {
     let path = Path::new(GOLDEN).join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
+        std::fs::create_dir_all(path.parent().expect("a golden directory"))
+            .expect("create the golden directory");
+        std::fs::write(&path, actual).expect("write a golden file");
         return;
     }
     let expected = std::fs::read_to_string(&path)
@@ -67,7 +72,8 @@ fn fake_digest(name: &str) -> Digest {
 
 /// Lock every image of the context's config to [`fake_digest`], as `aisupply lock` would.
 fn write_fake_lock(ctx: &TestContext) {
-    let config = Config::parse(Path::new("aisupply.toml"), &ctx.read("aisupply.toml")).unwrap();
+    let config = Config::parse(Path::new("aisupply.toml"), &ctx.read("aisupply.toml"))
+        .expect("the config parses");
     let mut images: Vec<LockedImage> = config
         .images
         .iter()
@@ -92,7 +98,8 @@ fn write_fake_lock(ctx: &TestContext) {
 /// The corpus with the golden config and a lock of fake digests.
 fn locked_corpus() -> (TestContext, Vec<PathBuf>) {
     let (ctx, files) = corpus_context();
-    let config = std::fs::read_to_string(Path::new(GOLDEN).join("aisupply.toml")).unwrap();
+    let config = std::fs::read_to_string(Path::new(GOLDEN).join("aisupply.toml"))
+        .expect("read the golden config");
     ctx.write("aisupply.toml", config);
     write_fake_lock(&ctx);
     (ctx, files)
@@ -105,7 +112,10 @@ fn init_proposes_one_image_per_distinct_reference() {
     assert_eq!(out.code, 0, "{out}");
     assert_golden("aisupply.toml", &ctx.read("aisupply.toml"));
     assert_golden("init.out", &out.to_string());
-    assert!(!ctx.read("aisupply.toml").contains("ignored-because-gitignored"));
+    assert!(
+        !ctx.read("aisupply.toml")
+            .contains("ignored-because-gitignored")
+    );
 }
 
 #[test]
@@ -114,7 +124,12 @@ fn init_output_is_a_config_that_loads() {
     assert_eq!(ctx.run(&["init"]).code, 0);
     let config = Config::parse(Path::new("aisupply.toml"), &ctx.read("aisupply.toml")).unwrap();
     assert!(config.sources.is_some());
-    assert!(config.images.iter().any(|i| i.name == "nvidia/tritonserver"));
+    assert!(
+        config
+            .images
+            .iter()
+            .any(|i| i.name == "nvidia/tritonserver")
+    );
 }
 
 #[test]
@@ -166,7 +181,11 @@ fn pin_prints_a_diff_and_changes_nothing() {
     for file in files {
         let name = file.to_str().unwrap();
         let original = std::fs::read(Path::new(CORPUS).join(&file)).unwrap();
-        assert_eq!(std::fs::read(ctx.path().join(name)).unwrap(), original, "{name}");
+        assert_eq!(
+            std::fs::read(ctx.path().join(name)).unwrap(),
+            original,
+            "{name}"
+        );
     }
 }
 
@@ -186,7 +205,10 @@ fn pin_write_rewrites_only_reference_bytes() {
     // Pinning again changes nothing.
     let again = ctx.run(&["pin", "--write"]);
     assert_eq!(again.code, 0, "{again}");
-    assert!(again.stdout.starts_with("pinned 0 references in 0 files"), "{again}");
+    assert!(
+        again.stdout.starts_with("pinned 0 references in 0 files"),
+        "{again}"
+    );
 }
 
 #[test]
@@ -234,7 +256,10 @@ fn pin_with_paths_touches_only_those_files() {
     let (ctx, _) = locked_corpus();
     let out = ctx.run(&["pin", "--write", "deploy/crd"]);
     assert_eq!(out.code, 0, "{out}");
-    assert!(ctx.read("deploy/crd/inference-service.yaml").contains("@sha256:"));
+    assert!(
+        ctx.read("deploy/crd/inference-service.yaml")
+            .contains("@sha256:")
+    );
     assert!(!ctx.read("deploy/base/app.yaml").contains("@sha256:"));
     assert!(!ctx.read("compose.yaml").contains("@sha256:"));
 }
@@ -242,7 +267,10 @@ fn pin_with_paths_touches_only_those_files() {
 #[test]
 fn pin_refuses_references_missing_from_the_lock() {
     let (ctx, _) = locked_corpus();
-    ctx.write("k8s/extra.yaml", "kind: Pod\nspec:\n  containers:\n    - image: alpine:3.20\n");
+    ctx.write(
+        "k8s/extra.yaml",
+        "kind: Pod\nspec:\n  containers:\n    - image: alpine:3.20\n",
+    );
     ctx.write("Containerfile", "FROM quay.io/org/base:9\n");
     let out = ctx.run(&["pin", "--write"]);
     assert_eq!(out.code, 2, "{out}");
@@ -282,8 +310,16 @@ fn pin_json_lists_changes_and_the_diff() {
     assert_eq!(change["line"], 9);
     assert_eq!(change["from"], "kserve/huggingfaceserver:v0.14.0");
     let digest = fake_digest("kserve/huggingfaceserver");
-    assert_eq!(change["to"], format!("kserve/huggingfaceserver:v0.14.0@{digest}"));
-    assert!(doc["diff"].as_str().unwrap().starts_with("--- a/deploy/crd/inference-service.yaml"));
+    assert_eq!(
+        change["to"],
+        format!("kserve/huggingfaceserver:v0.14.0@{digest}")
+    );
+    assert!(
+        doc["diff"]
+            .as_str()
+            .unwrap()
+            .starts_with("--- a/deploy/crd/inference-service.yaml")
+    );
 }
 
 // Bad input: each gets one message with file, line and fix; the other files are still read.
@@ -291,29 +327,51 @@ fn pin_json_lists_changes_and_the_diff() {
 #[test]
 fn unparseable_yaml_names_file_and_line_and_other_files_are_still_checked() {
     let (ctx, _) = locked_corpus();
-    ctx.write("deploy/broken.yaml", "kind: Pod\nspec:\n  containers: [\n    image: x\n");
+    ctx.write(
+        "deploy/broken.yaml",
+        "kind: Pod\nspec:\n  containers: [\n    image: x\n",
+    );
     let out = ctx.run(&["verify", "--offline"]);
     assert_eq!(out.code, 2, "{out}");
-    assert!(out.stdout.contains("error[unreadable-source]: `deploy/broken.yaml` line 5"), "{out}");
+    assert!(
+        out.stdout
+            .contains("error[unreadable-source]: `deploy/broken.yaml` line 5"),
+        "{out}"
+    );
     assert!(out.stdout.contains("  --> deploy/broken.yaml:5\n"), "{out}");
     assert!(out.stdout.contains("the YAML does not parse"), "{out}");
     // Another file's finding is still there.
-    assert!(out.stdout.contains("  --> deploy/base/app.yaml:14\n"), "{out}");
+    assert!(
+        out.stdout.contains("  --> deploy/base/app.yaml:14\n"),
+        "{out}"
+    );
 
     let before = ctx.read("compose.yaml");
     let out = ctx.run(&["pin", "--write"]);
     assert_eq!(out.code, 2, "{out}");
-    assert!(out.stderr.contains("error: `deploy/broken.yaml` line 5"), "{out}");
-    assert!(out.stderr.contains("hint: fix the YAML at that line"), "{out}");
+    assert!(
+        out.stderr.contains("error: `deploy/broken.yaml` line 5"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("hint: fix the YAML at that line"),
+        "{out}"
+    );
     assert!(out.stderr.contains("nothing was written"), "{out}");
     assert_eq!(ctx.read("compose.yaml"), before);
-    assert!(out.stdout.contains("+++ b/compose.yaml"), "the diff of the good files is shown: {out}");
+    assert!(
+        out.stdout.contains("+++ b/compose.yaml"),
+        "the diff of the good files is shown: {out}"
+    );
 }
 
 #[test]
 fn an_unterminated_dockerfile_continuation_is_bad_input() {
     let (ctx, _) = locked_corpus();
-    ctx.write("svc/Dockerfile", "FROM busybox:1.36\nRUN apk add \\\n    curl \\\n");
+    ctx.write(
+        "svc/Dockerfile",
+        "FROM busybox:1.36\nRUN apk add \\\n    curl \\\n",
+    );
     let out = ctx.run(&["pin"]);
     assert_eq!(out.code, 2, "{out}");
     insta::assert_snapshot!(out.stderr.lines().take(2).collect::<Vec<_>>().join("\n"), @r"
@@ -325,7 +383,10 @@ fn an_unterminated_dockerfile_continuation_is_bad_input() {
 #[test]
 fn an_invalid_reference_name_is_bad_input() {
     let (ctx, _) = locked_corpus();
-    ctx.write("compose.override.yaml", "services:\n  web:\n    image: Nginx:1.27\n");
+    ctx.write(
+        "compose.override.yaml",
+        "services:\n  web:\n    image: Nginx:1.27\n",
+    );
     let out = ctx.run(&["init", "--force"]);
     assert_eq!(out.code, 2, "{out}");
     assert!(
@@ -336,13 +397,19 @@ fn an_invalid_reference_name_is_bad_input() {
         "{out}"
     );
     assert!(out.stderr.contains("nothing was written"), "{out}");
-    assert!(ctx.read("aisupply.toml").contains("nvidia/tritonserver"), "the old config stays");
+    assert!(
+        ctx.read("aisupply.toml").contains("nvidia/tritonserver"),
+        "the old config stays"
+    );
 }
 
 #[test]
 fn a_file_that_is_not_utf8_is_bad_input() {
     let (ctx, _) = locked_corpus();
-    ctx.write("legacy/Dockerfile", b"FROM busybox:1.36\n# caf\xe9\n".as_slice());
+    ctx.write(
+        "legacy/Dockerfile",
+        b"FROM busybox:1.36\n# caf\xe9\n".as_slice(),
+    );
     let out = ctx.run(&["verify", "--offline", "--format", "json"]);
     assert_eq!(out.code, 2, "{out}");
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
@@ -397,9 +464,18 @@ fn init_lock_pin_verify_run_clean_and_a_hand_edited_tag_fails_at_its_line() {
         let out = ctx.run(args);
         assert_eq!(out.code, 0, "{args:?}: {out}");
     }
-    assert!(ctx.read("Dockerfile").contains(&format!("ARG BASE={host}/team/base:1.0@{}", base.digest)));
-    assert!(ctx.read("compose.yaml").contains(&format!("\"{host}/team/app:1.0@{}\" # served", app.digest)));
-    assert!(ctx.read("deploy/app.yaml").contains(&format!("image: {host}/team/tool:2.0@{}", tool.digest)));
+    assert!(
+        ctx.read("Dockerfile")
+            .contains(&format!("ARG BASE={host}/team/base:1.0@{}", base.digest))
+    );
+    assert!(
+        ctx.read("compose.yaml")
+            .contains(&format!("\"{host}/team/app:1.0@{}\" # served", app.digest))
+    );
+    assert!(
+        ctx.read("deploy/app.yaml")
+            .contains(&format!("image: {host}/team/tool:2.0@{}", tool.digest))
+    );
 
     let out = ctx.run(&["verify"]);
     assert_eq!(out.code, 0, "{out}");
@@ -414,7 +490,9 @@ fn init_lock_pin_verify_run_clean_and_a_hand_edited_tag_fails_at_its_line() {
     });
 
     // Someone bumps the tag by hand and keeps the old digest.
-    let edited = ctx.read("deploy/app.yaml").replace("team/app:1.0@", "team/app:1.1@");
+    let edited = ctx
+        .read("deploy/app.yaml")
+        .replace("team/app:1.0@", "team/app:1.1@");
     ctx.write("deploy/app.yaml", edited);
     let out = ctx.run(&["verify"]);
     assert_eq!(out.code, 1, "{out}");
@@ -422,7 +500,9 @@ fn init_lock_pin_verify_run_clean_and_a_hand_edited_tag_fails_at_its_line() {
     assert!(out.stdout.contains("  --> deploy/app.yaml:13\n"), "{out}");
 
     // Or drops the digest.
-    let edited = ctx.read("compose.yaml").replace(&format!("@{}", app.digest), "");
+    let edited = ctx
+        .read("compose.yaml")
+        .replace(&format!("@{}", app.digest), "");
     ctx.write("compose.yaml", edited);
     let out = ctx.run(&["verify", "--format", "json"]);
     assert_eq!(out.code, 1, "{out}");
@@ -443,7 +523,10 @@ fn a_reference_pinned_to_another_digest_is_a_mismatch_that_pin_updates() {
     let ctx = TestContext::new();
     let host = ctx.registry().host().to_owned();
     let old = push_oci_image(&host, "team/tool", "2.0", 2);
-    ctx.write("Dockerfile", format!("FROM {host}/team/tool:2.0@{}\n", old.digest));
+    ctx.write(
+        "Dockerfile",
+        format!("FROM {host}/team/tool:2.0@{}\n", old.digest),
+    );
     assert_eq!(ctx.run(&["init"]).code, 0);
     let new = push_oci_image(&host, "team/tool", "2.0", 5);
     assert_eq!(ctx.run(&["lock"]).code, 0);
@@ -451,10 +534,19 @@ fn a_reference_pinned_to_another_digest_is_a_mismatch_that_pin_updates() {
     let out = ctx.run(&["verify", "--offline"]);
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stdout.contains("error[digest-mismatch]"), "{out}");
-    assert!(out.stdout.contains(&format!("  expected: {}\n  found:    {}", new.digest, old.digest)), "{out}");
+    assert!(
+        out.stdout.contains(&format!(
+            "  expected: {}\n  found:    {}",
+            new.digest, old.digest
+        )),
+        "{out}"
+    );
     assert!(out.stdout.contains("  --> Dockerfile:1\n"), "{out}");
 
     assert_eq!(ctx.run(&["pin", "--write"]).code, 0);
-    assert_eq!(ctx.read("Dockerfile"), format!("FROM {host}/team/tool:2.0@{}\n", new.digest));
+    assert_eq!(
+        ctx.read("Dockerfile"),
+        format!("FROM {host}/team/tool:2.0@{}\n", new.digest)
+    );
     assert_eq!(ctx.run(&["verify", "--offline"]).code, 0);
 }

@@ -382,3 +382,51 @@ fn lock_output_is_stable() {
         insta::assert_snapshot!("lockfile", ctx.read("aisupply.lock"));
     });
 }
+
+/// Regression: without `Content-Type` on HEAD, the media type was recorded as empty and an
+/// index's platforms were never read.
+#[test]
+fn a_registry_without_content_type_still_gets_a_complete_lock() {
+    let manifests = FakeManifest::oci_index("team/app", "1", 12);
+    let index = manifests[0].clone();
+    let fake = FakeRegistry::start(FakeConfig {
+        omit_content_type: true,
+        ..FakeConfig::serving(manifests)
+    });
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
+    let out = ctx.run(&["lock"]);
+    assert_eq!(out.code, 0, "{out}");
+    let text = ctx.read("aisupply.lock");
+    common::assert_valid_lockfile(&text);
+    assert!(
+        text.contains("media-type = \"application/vnd.oci.image.index.v1+json\""),
+        "{text}"
+    );
+    assert!(text.contains("platform = \"linux/arm64/v8\""), "{text}");
+    assert_eq!(locked_digest(&ctx), index.digest());
+}
+
+/// Regression: `verify` only sent HEAD requests, so a registry serving altered bytes under the
+/// right `Docker-Content-Digest` passed.
+#[test]
+fn verify_hashes_what_the_registry_serves_for_each_locked_digest() {
+    let manifests = FakeManifest::oci_index("team/app", "1", 13);
+    let good = FakeRegistry::start(FakeConfig::serving(manifests.clone()));
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:1", good.host()));
+    assert_eq!(ctx.run(&["lock"]).code, 0);
+
+    let altered = FakeRegistry::start(FakeConfig {
+        corrupt_body: true,
+        ..FakeConfig::serving(manifests)
+    });
+    for file in ["aisupply.toml", "aisupply.lock"] {
+        let text = ctx.read(file).replace(good.host(), altered.host());
+        ctx.write(file, text);
+    }
+    let out = ctx.run(&["verify"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stdout.contains("error[digest-mismatch]"), "{out}");
+    assert!(out.stdout.contains("computed `sha256:"), "{out}");
+}

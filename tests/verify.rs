@@ -180,3 +180,36 @@ fn changed_platforms_make_the_lock_stale() {
         "{out}"
     );
 }
+
+/// Regression: platform entries were never checked against the locked index, so a hand-edited
+/// lockfile passed.
+#[test]
+fn hand_edits_to_locked_platforms_or_media_types_fail_verify() {
+    let (ctx, _) = locked_context();
+    let original = ctx.read("aisupply.lock");
+    let lock: toml::Table = toml::from_str(&original).unwrap();
+    let app = lock["image"].as_array().unwrap()[0].as_table().unwrap();
+    let manifests = app["manifest"].as_array().unwrap();
+    let amd = manifests[0]["digest"].as_str().unwrap();
+    let arm = manifests[1]["digest"].as_str().unwrap();
+    let first_block = original.find("[[image.manifest]]").unwrap();
+    let tool = original.find("[[image]]\nname = \"tool\"").unwrap();
+
+    let edits = [
+        original.replace(arm, amd),
+        format!("{}{}", &original[..first_block], &original[tool..]),
+        original.replace("linux/arm64/v8", "windows/amd64"),
+        original.replacen(
+            "media-type = \"application/vnd.oci.image.index.v1+json\"",
+            "media-type = \"application/vnd.oci.image.manifest.v1+json\"",
+            1,
+        ),
+    ];
+    for edited in edits {
+        ctx.write("aisupply.lock", &edited);
+        let out = ctx.run(&["verify"]);
+        assert_eq!(out.code, 1, "{edited}\n{out}");
+        assert!(out.stdout.contains("error[index-mismatch]"), "{out}");
+        assert!(out.stdout.contains("aisupply lock --update app"), "{out}");
+    }
+}

@@ -10,7 +10,7 @@ use crate::digest::{Digest, Mismatch, verify_stream};
 use crate::mirror::MirrorError;
 use crate::mirror::layout::{Descriptor, Layout};
 use crate::reference::Reference;
-use crate::registry::{BlobStream, Client, RegistryError};
+use crate::registry::{BlobStream, Client, RegistryError, manifest};
 
 /// A registry or a layout.
 #[derive(Clone, Copy, Debug)]
@@ -52,19 +52,17 @@ impl Store<'_> {
                 let found = client
                     .fetch_manifest(&place.with_digest(digest.clone()), Some(digest))
                     .await?;
-                let bytes = found.bytes.unwrap_or_default();
-                let media_type = media_type_of(&bytes).unwrap_or(found.media_type);
                 Ok(Manifest {
                     digest: found.digest,
-                    media_type,
-                    bytes,
+                    media_type: found.media_type,
+                    bytes: found.bytes.unwrap_or_default(),
                 })
             }
             Store::Layout(layout) => {
                 let bytes = layout.read_small(digest).await?;
                 Ok(Manifest {
                     digest: digest.clone(),
-                    media_type: media_type_of(&bytes).unwrap_or_default(),
+                    media_type: media_type_of(&bytes),
                     bytes,
                 })
             }
@@ -75,14 +73,11 @@ impl Store<'_> {
     pub async fn tagged(&self, place: &Reference) -> Result<Option<Manifest>, MirrorError> {
         match self {
             Store::Registry(client) => match client.fetch_manifest(place, None).await {
-                Ok(found) => {
-                    let bytes = found.bytes.unwrap_or_default();
-                    Ok(Some(Manifest {
-                        digest: found.digest,
-                        media_type: media_type_of(&bytes).unwrap_or(found.media_type),
-                        bytes,
-                    }))
-                }
+                Ok(found) => Ok(Some(Manifest {
+                    digest: found.digest,
+                    media_type: found.media_type,
+                    bytes: found.bytes.unwrap_or_default(),
+                })),
                 Err(RegistryError::ManifestUnknown { .. }) => Ok(None),
                 Err(e) => Err(e.into()),
             },
@@ -241,22 +236,7 @@ impl Store<'_> {
     }
 }
 
-/// The `mediaType` a manifest states about itself; for one that states none, what its shape
-/// says (an index lists `manifests`).
-fn media_type_of(bytes: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        manifests: Option<serde::de::IgnoredAny>,
-    }
-    let head = serde_json::from_slice::<Head>(bytes).ok()?;
-    head.media_type.or_else(|| {
-        let guess = if head.manifests.is_some() {
-            crate::registry::manifest::OCI_INDEX
-        } else {
-            crate::registry::manifest::OCI_MANIFEST
-        };
-        Some(guess.to_owned())
-    })
+/// The media type of a manifest read from a layout, which has no `Content-Type` to go by.
+fn media_type_of(bytes: &[u8]) -> String {
+    manifest::media_type_of(bytes, "").unwrap_or_else(|| manifest::OCI_MANIFEST.to_owned())
 }

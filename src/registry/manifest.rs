@@ -32,6 +32,33 @@ pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }
 
+/// Whether `media_type` is one of the four manifest types aisupply understands.
+pub fn is_known(media_type: &str) -> bool {
+    [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].contains(&media_type)
+}
+
+/// The media type of a manifest: what its bytes declare (`mediaType`), else what the registry
+/// said (`Content-Type`), else what its shape shows (an index lists `manifests`). `None` when
+/// the bytes are not a manifest of a known type.
+pub fn media_type_of(bytes: &[u8], content_type: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde::de::IgnoredAny>,
+        layers: Option<serde::de::IgnoredAny>,
+    }
+    let shape: Shape = serde_json::from_slice(bytes).ok()?;
+    let declared = shape.media_type.filter(|m| is_known(m));
+    let served = Some(content_type.to_owned()).filter(|m| is_known(m));
+    let guessed = match (shape.manifests, shape.layers) {
+        (Some(_), None) => Some(OCI_INDEX.to_owned()),
+        (None, Some(_)) => Some(OCI_MANIFEST.to_owned()),
+        _ => None,
+    };
+    declared.or(served).or(guessed)
+}
+
 /// One platform-specific manifest listed by an index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformManifest {
@@ -119,6 +146,27 @@ mod tests {
         let platforms: Vec<String> = found.iter().map(|m| m.platform.to_string()).collect();
         assert_eq!(platforms, ["linux/amd64", "linux/arm64/v8"]);
         assert_eq!(found[1].digest.to_string(), B);
+    }
+
+    #[test]
+    fn media_type_comes_from_the_bytes_then_the_header_then_the_shape() {
+        let declared = format!(r#"{{"mediaType":"{DOCKER_LIST}","manifests":[]}}"#);
+        assert_eq!(
+            media_type_of(declared.as_bytes(), "").as_deref(),
+            Some(DOCKER_LIST)
+        );
+        let bare = br#"{"schemaVersion":2,"manifests":[]}"#;
+        assert_eq!(
+            media_type_of(bare, DOCKER_LIST).as_deref(),
+            Some(DOCKER_LIST)
+        );
+        assert_eq!(
+            media_type_of(bare, "text/plain").as_deref(),
+            Some(OCI_INDEX)
+        );
+        let image = br#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+        assert_eq!(media_type_of(image, "").as_deref(), Some(OCI_MANIFEST));
+        assert_eq!(media_type_of(b"hello", "text/plain"), None);
     }
 
     #[test]

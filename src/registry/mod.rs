@@ -253,35 +253,48 @@ impl Client {
     }
 
     /// Resolve `reference` to the digest its registry serves. A tag is resolved with a HEAD
-    /// request (falling back to GET and hashing when the registry sends no digest); a digest
-    /// is fetched and verified. An index is always fetched, so its platforms can be read.
+    /// request (falling back to GET and hashing when the registry sends no digest or no usable
+    /// media type); a digest is fetched and verified. An index is always fetched, so its
+    /// platforms can be read.
     pub async fn resolve(&self, reference: &Reference) -> Result<ManifestInfo, RegistryError> {
         if let Some(digest) = reference.digest() {
             return self.fetch_manifest(reference, Some(digest)).await;
         }
         let found = self.head(reference).await?;
         if found.bytes.is_none() && manifest::is_index(&found.media_type) {
-            let by_digest = reference.with_digest(found.digest.clone());
-            return self.fetch_manifest(&by_digest, Some(&found.digest)).await;
+            // By tag, checked against the digest the HEAD announced: a registry whose claim
+            // does not match its content is named as such.
+            let tag = reference.api_reference();
+            return self
+                .fetch_manifest_at(reference, &tag, Some(&found.digest))
+                .await;
         }
         Ok(found)
     }
 
     /// The digest and media type `reference`'s tag points at now: one HEAD request, or a GET
-    /// whose bytes are hashed when the registry sends no `Docker-Content-Digest`.
+    /// whose bytes are hashed when the registry sends no `Docker-Content-Digest` or no known
+    /// manifest `Content-Type`.
     pub async fn head(&self, reference: &Reference) -> Result<ManifestInfo, RegistryError> {
-        let url = self.manifest_url(reference, &reference.api_reference());
+        let tag = reference.api_reference();
+        let url = self.manifest_url(reference, &tag);
         let response = self.send(reference, Method::HEAD, &url).await?;
         let response = self
             .expect_found(reference, Method::HEAD, &url, response)
             .await?;
-        match header_digest(reference, response.headers())? {
-            Some(digest) => Ok(ManifestInfo {
+        let media_type = content_type(response.headers());
+        let claimed = header_digest(reference, response.headers())?;
+        tracing::debug!(%reference, digest = ?claimed, %media_type, "HEAD answered");
+        match claimed {
+            Some(digest) if manifest::is_known(&media_type) => Ok(ManifestInfo {
                 digest,
-                media_type: content_type(response.headers()),
+                media_type,
                 bytes: None,
             }),
-            None => self.fetch_manifest(reference, reference.digest()).await,
+            claimed => {
+                self.fetch_manifest_at(reference, &tag, claimed.as_ref())
+                    .await
+            }
         }
     }
 
@@ -319,13 +332,24 @@ impl Client {
         expected: Option<&Digest>,
     ) -> Result<ManifestInfo, RegistryError> {
         let target = expected.map_or_else(|| reference.api_reference(), ToString::to_string);
-        let url = self.manifest_url(reference, &target);
+        self.fetch_manifest_at(reference, &target, expected).await
+    }
+
+    /// Fetch the manifest `target` (a tag or digest) of `reference`'s repository; see
+    /// [`Client::fetch_manifest`].
+    async fn fetch_manifest_at(
+        &self,
+        reference: &Reference,
+        target: &str,
+        expected: Option<&Digest>,
+    ) -> Result<ManifestInfo, RegistryError> {
+        let url = self.manifest_url(reference, target);
         let response = self.send(reference, Method::GET, &url).await?;
         let response = self
             .expect_found(reference, Method::GET, &url, response)
             .await?;
         let claimed = header_digest(reference, response.headers())?;
-        let media_type = content_type(response.headers());
+        let served_type = content_type(response.headers());
         let bytes = read_limited(reference, response).await?;
 
         let computed = match expected.or(claimed.as_ref()) {
@@ -339,6 +363,16 @@ impl Client {
             }
             None => Digest::sha256(&bytes),
         };
+        let media_type = manifest::media_type_of(&bytes, &served_type).ok_or_else(|| {
+            RegistryError::BadResponse {
+                registry: reference.registry().to_owned(),
+                message: format!(
+                    "it served `{reference}` as `{served_type}`, which is not an image \
+                     manifest or index aisupply understands"
+                ),
+            }
+        })?;
+        tracing::debug!(%reference, digest = %computed, %media_type, "manifest fetched and hashed");
         Ok(ManifestInfo {
             digest: computed,
             media_type,

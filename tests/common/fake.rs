@@ -27,6 +27,8 @@ pub struct FakeConfig {
     pub auth: FakeAuth,
     /// Leave out `Docker-Content-Digest` on manifest responses.
     pub omit_digest_header: bool,
+    /// Leave out `Content-Type` on manifest responses.
+    pub omit_content_type: bool,
     /// Serve manifest bodies with a byte appended, so they no longer hash to their digest.
     pub corrupt_body: bool,
     /// Answer the first N authorized manifest requests with `429` and `Retry-After: 1`.
@@ -322,9 +324,10 @@ impl Shared {
         if self.config.corrupt_body {
             body.push(b'\n');
         }
-        let mut response = Response::builder()
-            .header(header::CONTENT_TYPE, &manifest.media_type)
-            .header(header::CONTENT_LENGTH, body.len());
+        let mut response = Response::builder().header(header::CONTENT_LENGTH, body.len());
+        if !self.config.omit_content_type {
+            response = response.header(header::CONTENT_TYPE, &manifest.media_type);
+        }
         if !self.config.omit_digest_header {
             response = response.header("Docker-Content-Digest", manifest.digest());
         }
