@@ -3,7 +3,7 @@
 //! `--lfs REPO=PATH`, a repository holding PATH as its LFS `model.safetensors`. It prints
 //! `HF_ENDPOINT=<url>` and serves until its standard input closes.
 
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a program that talks to a script
 
 #[path = "../tests/common/hub.rs"]
 #[allow(dead_code)]
@@ -17,16 +17,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().unwrap_or_default();
-        match (arg.as_str(), value.split_once('=')) {
-            ("--lfs", Some((repo, path))) => repos.push(hub::HubRepo::new(
-                repo,
-                vec![hub::HubFile::disk("model.safetensors", Path::new(path))],
-            )),
-            _ => {
-                eprintln!("usage: hub_standin [--lfs ORG/NAME=PATH]...");
-                std::process::exit(2);
-            }
-        }
+        let Some((repo, path)) = value.split_once('=').filter(|_| arg == "--lfs") else {
+            eprintln!("usage: hub_standin [--lfs ORG/NAME=PATH]...");
+            std::process::exit(2);
+        };
+        let weights = hub::HubFile::disk("model.safetensors", Path::new(path));
+        repos.push(hub::HubRepo::new(repo, vec![weights]));
     }
 
     let server = hub::HubStandIn::start(repos);

@@ -26,7 +26,8 @@ aisupply=$root/target/release/aisupply
 say "preparing a 2 GiB synthetic LFS file"
 big=$work/synthetic-2g.safetensors
 if [ "$(stat -c %s "$big" 2>/dev/null || echo 0)" != 2147483648 ]; then
-  openssl enc -aes-128-ctr -pass pass:aisupply -nosalt -pbkdf2 </dev/zero 2>/dev/null |
+  # Incompressible and reproducible; openssl dies of SIGPIPE when head has enough.
+  { openssl enc -aes-128-ctr -pass pass:aisupply -nosalt -pbkdf2 </dev/zero 2>/dev/null || true; } |
     head -c 2147483648 >"$big"
 fi
 
@@ -77,15 +78,18 @@ PY
 declare -A wall rss
 for model in sentence-transformers/all-MiniLM-L6-v2 bench/synthetic-2g; do
   curl_config "$model" "$work/out-curl" >"$work/curl.cfg"
-  for tool in aisupply curl hf; do
+  for tool in aisupply curl curl-sync hf; do
     : >"$work/samples"
     for _ in $(seq "$runs"); do
-      dest=$work/out-$tool
+      dest=$work/out-${tool%-sync}
       rm -rf "$dest" && mkdir -p "$dest"
       sync
       case $tool in
         aisupply) sample=$(cd "$project" && measure "$aisupply" pull -q --cache-dir "$dest" "$model") ;;
         curl) sample=$(measure curl -sSfL --create-dirs --parallel --parallel-max 4 -K "$work/curl.cfg") ;;
+        # aisupply makes each file durable before placing it; this is curl doing the same.
+        curl-sync) sample=$(measure sh -c "curl -sSfL --create-dirs --parallel --parallel-max 4 \
+          -K '$work/curl.cfg' && sync -f '$work/out-curl'") ;;
         hf) sample=$(measure hf download "$model" --cache-dir "$dest" --quiet) ;;
       esac
       echo "$sample" >>"$work/samples"
@@ -115,11 +119,11 @@ mib=2048
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo
-echo "| measurement | aisupply | curl | hf download | aisupply / curl | aisupply / hf |"
-echo "|---|---|---|---|---|---|"
+echo "| pull (wall s) | aisupply | curl | curl + sync | hf download | aisupply / curl | aisupply / curl + sync | aisupply / hf |"
+echo "|---|---|---|---|---|---|---|---|"
 for model in sentence-transformers/all-MiniLM-L6-v2 bench/synthetic-2g; do
-  a=${wall[$model/aisupply]} c=${wall[$model/curl]} h=${wall[$model/hf]}
-  echo "| pull $model (wall s) | $a | $c | $h | $(ratio "$a" "$c")× | $(ratio "$a" "$h")× |"
+  a=${wall[$model/aisupply]} c=${wall[$model/curl]} s=${wall[$model/curl-sync]} h=${wall[$model/hf]}
+  echo "| $model | $a | $c | $s | $h | $(ratio "$a" "$c")× | $(ratio "$a" "$s")× | $(ratio "$a" "$h")× |"
 done
 echo
 echo "| measurement | value |"

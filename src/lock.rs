@@ -314,6 +314,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .prefix(".aisupply-")
         .suffix(".tmp")
         .tempfile_in(dir)?;
+    // Temporary files are private; the file they replace is not. Keep the old file's mode,
+    // or make a new one readable by all, as committed files are.
+    let permissions = match std::fs::metadata(path) {
+        Ok(old) => old.permissions(),
+        Err(_) => {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::Permissions::from_mode(0o644)
+        }
+    };
+    file.as_file().set_permissions(permissions)?;
     file.write_all(bytes)?;
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
@@ -418,6 +428,21 @@ mod tests {
         assert_eq!(lines["alpha"], line_of("alpha"));
         assert_eq!(lines["zeta"], line_of("zeta"));
         assert!(image_lines("not toml [").is_empty());
+    }
+
+    /// Regression: the temporary file's private mode (0600) was kept by the rename, so other
+    /// users (CI jobs, containers) could not read the committed lockfile.
+    #[test]
+    fn written_files_keep_a_readable_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        lock().write(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o644);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        lock().write(&path).unwrap();
+        assert_eq!(mode(&path), 0o664, "an existing file keeps its mode");
     }
 
     #[test]

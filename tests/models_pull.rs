@@ -377,12 +377,8 @@ fn killed_pull_resumes_without_downloading_again() {
         .expect("start aisupply pull");
     let partial_dir = model_cache(&ctx).join(".aisupply-partial");
     let deadline = Instant::now() + Duration::from_secs(50);
-    let killed_at = loop {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the partial file never grew");
-        }
+    let mut killed_at = 0;
+    while Instant::now() < deadline {
         let size = tree(&partial_dir)
             .iter()
             .filter_map(|p| std::fs::metadata(partial_dir.join(p)).ok())
@@ -390,12 +386,14 @@ fn killed_pull_resumes_without_downloading_again() {
             .max()
             .unwrap_or(0);
         if size >= 16 * 1024 * 1024 {
-            child.kill().expect("kill the pull");
-            child.wait().expect("reap the pull");
-            break size;
+            killed_at = size;
+            break;
         }
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+    let _ = child.kill();
+    child.wait().expect("reap the pull");
+    assert!(killed_at > 0, "the partial file never grew");
     assert!(
         !snapshot(&ctx, &hub).join(WEIGHTS).exists(),
         "nothing unverified at the final path"

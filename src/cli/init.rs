@@ -104,10 +104,17 @@ fn print_summary(global: &Global, starter: &Starter, written: bool) {
         starter.images.len(),
         if starter.images.len() == 1 { "" } else { "s" },
         starter.unresolved.len(),
-        if starter.unresolved.len() == 1 { "" } else { "s" },
+        if starter.unresolved.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
     );
     if !global.quiet {
-        let _ = writeln!(out, "next: run `aisupply lock`, then `aisupply pin --write`");
+        let _ = writeln!(
+            out,
+            "next: run `aisupply lock`, then `aisupply pin --write`"
+        );
     }
     print_result(&out);
 }

@@ -275,8 +275,9 @@ async fn parallel(job: &Job<'_>, start: u64, tx: mpsc::Sender<Piece>) -> Result<
         a = b;
     }
     // Permits are taken before a chunk index is, so the lowest unwritten chunk always holds
-    // one: the window can fill up but never deadlock.
-    let window = Arc::new(Semaphore::new(2 * job.connections));
+    // one: the window can fill up but never deadlock. One chunk in flight per connection, and
+    // one more ready to write while the writer is busy, bound the memory to that many chunks.
+    let window = Arc::new(Semaphore::new(job.connections + 1));
     let next = AtomicUsize::new(0);
     let worker = || async {
         loop {

@@ -251,6 +251,13 @@ impl Layout {
             });
         }
         file.sync_all().await.map_err(io("flush", &temp_path))?;
+        // Blobs are read by whoever carries the layout on, not only by us.
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let readable = std::fs::Permissions::from_mode(0o644);
+            std::fs::set_permissions(&temp_path, readable)
+                .map_err(io("set the mode of", &temp_path))?;
+        }
         let target = self.blob_path(digest);
         temp_path.persist(&target).map_err(|e| LayoutError::Io {
             action: "rename into",
@@ -380,6 +387,14 @@ mod tests {
             .await
             .unwrap();
         assert!(layout.has_blob(&digest, Some(12)));
+        let mode = {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::metadata(dir.path().join("blobs/sha256").join(digest.hex()))
+                .unwrap()
+                .permissions()
+                .mode()
+        };
+        assert_eq!(mode & 0o777, 0o644, "blobs are readable by others");
         assert_eq!(layout.read_small(&digest).await.unwrap(), b"hello layout");
         layout.name(
             "docker.io/library/x:1",

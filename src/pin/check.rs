@@ -56,11 +56,27 @@ fn check_reference(found: &Found, lock: &LockFile) -> Option<Finding> {
     let locked = locked_for(lock, reference);
     let subject = locked.map_or_else(|| unpinned_name(reference), |l| l.name.clone());
     let finding = |code, message| at(Finding::new(code, Severity::Error, &subject, message));
-    let pin = format!("aisupply pin --write {}", found.file.display());
-    let fix = format!("run `{pin}`");
+    let name = unpinned_name(reference);
+    let (fix, then) = match (&found.image, locked) {
+        (Image::Substituted { .. }, Some(locked)) => {
+            let fix = format!(
+                "write `{name}@{}` where the variables are set (`aisupply pin` rewrites only \
+                 references written literally)",
+                locked.digest
+            );
+            (fix, "pin it where the variables are set".to_owned())
+        }
+        (Image::Substituted { .. }, None) => (
+            String::new(),
+            "pin it where the variables are set".to_owned(),
+        ),
+        _ => {
+            let pin = format!("aisupply pin --write {}", found.file.display());
+            (format!("run `{pin}`"), format!("`{pin}`"))
+        }
+    };
     let add = format!(
-        "add `[[image]]` with `ref = \"{}\"` to aisupply.toml, run `aisupply lock`, then `{pin}`",
-        unpinned_name(reference),
+        "add `[[image]]` with `ref = \"{name}\"` to aisupply.toml, run `aisupply lock`, then {then}"
     );
 
     match (reference.digest(), locked) {

@@ -25,7 +25,7 @@ pub fn scan(path: &Path, text: &str, variables: &Environment) -> Result<Vec<Foun
                 continue;
             };
             let context = format!("service {}", name.as_str().unwrap_or("?"));
-            found.push(yaml_reference(path, image, context, Some(&lookup))?);
+            found.push(yaml_reference(path, image, &context, Some(&lookup))?);
         }
     }
     Ok(found)

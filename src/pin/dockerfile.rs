@@ -185,13 +185,20 @@ fn skip_heredocs(instruction: &Instruction, lines: &[Line], next: &mut usize) {
             None => (false, marker),
         };
         let delimiter = marker.trim_matches(['"', '\'']);
-        if delimiter.is_empty() || !delimiter.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        if delimiter.is_empty()
+            || !delimiter
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         {
             continue;
         }
         while *next < lines.len() {
             let text = lines[*next].text;
-            let text = if strip_tabs { text.trim_start_matches('\t') } else { text };
+            let text = if strip_tabs {
+                text.trim_start_matches('\t')
+            } else {
+                text
+            };
             *next += 1;
             if text == delimiter {
                 break;
@@ -257,7 +264,13 @@ impl State {
                 None => (*word, None),
             };
             let Some(value) = value else {
-                self.args.insert(name.to_owned(), Arg { value: None, literal: None });
+                self.args.insert(
+                    name.to_owned(),
+                    Arg {
+                        value: None,
+                        literal: None,
+                    },
+                );
                 continue;
             };
             let unquoted = value.trim_matches(|c| c == '"' || c == '\'');
@@ -323,7 +336,9 @@ impl State {
 
         // A reference that is one `ARG` is written, and rewritten, where the `ARG` is.
         let line = match &image {
-            Image::Literal { .. } if written.contains('$') => self.arg_line(written).unwrap_or(line),
+            Image::Literal { .. } if written.contains('$') => {
+                self.arg_line(written).unwrap_or(line)
+            }
             _ => line,
         };
         found.push(Found {
@@ -432,7 +447,10 @@ mod tests {
     #[test]
     fn a_stage_named_like_its_base_is_still_an_image() {
         let text = "FROM ubuntu:22.04 AS ubuntu\nFROM ubuntu\n";
-        assert_eq!(summary(text), vec![entry(1, "ubuntu:22.04", Some("ubuntu:22.04"))]);
+        assert_eq!(
+            summary(text),
+            vec![entry(1, "ubuntu:22.04", Some("ubuntu:22.04"))]
+        );
     }
 
     #[test]
@@ -471,7 +489,10 @@ mod tests {
     #[test]
     fn continuations_with_comments_keep_file_lines() {
         let text = "FROM \\\n# a comment\n\n  ubuntu:22.04 \\\n  AS base\nRUN true\n";
-        assert_eq!(summary(text), vec![entry(4, "ubuntu:22.04", Some("ubuntu:22.04"))]);
+        assert_eq!(
+            summary(text),
+            vec![entry(4, "ubuntu:22.04", Some("ubuntu:22.04"))]
+        );
     }
 
     #[test]
@@ -506,10 +527,20 @@ mod tests {
 
     #[test]
     fn unterminated_continuation_is_an_error_with_both_lines() {
-        let err = scan(Path::new("Dockerfile"), "FROM alpine:3.20\nRUN apk add \\\n  curl \\\n")
-            .unwrap_err();
+        let err = scan(
+            Path::new("Dockerfile"),
+            "FROM alpine:3.20\nRUN apk add \\\n  curl \\\n",
+        )
+        .unwrap_err();
         assert!(
-            matches!(err, SourceError::UnterminatedContinuation { line: 2, last: 3, .. }),
+            matches!(
+                err,
+                SourceError::UnterminatedContinuation {
+                    line: 2,
+                    last: 3,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert!(err.to_string().contains("line 3"), "{err}");
@@ -518,7 +549,10 @@ mod tests {
     #[test]
     fn an_invalid_reference_names_its_line() {
         let err = scan(Path::new("Dockerfile"), "\nFROM Ubuntu:22.04\n").unwrap_err();
-        assert!(matches!(err, SourceError::InvalidReference { line: 2, .. }), "{err:?}");
+        assert!(
+            matches!(err, SourceError::InvalidReference { line: 2, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -526,6 +560,9 @@ mod tests {
         let digest = format!("sha256:{}", "a".repeat(64));
         let text = format!("FROM python:3.12@{digest}\n");
         let found = scan_ok(&text);
-        assert_eq!(found[0].reference().unwrap().digest().unwrap().to_string(), digest);
+        assert_eq!(
+            found[0].reference().unwrap().digest().unwrap().to_string(),
+            digest
+        );
     }
 }

@@ -14,7 +14,10 @@ use super::{Found, SourceError, yaml_reference};
 pub fn scan(path: &Path, text: &str) -> Result<Vec<Found>, SourceError> {
     let mut found = Vec::new();
     for document in yaml::parse(path, text)? {
-        let kind = document.get("kind").and_then(Node::as_str).unwrap_or("document");
+        let kind = document
+            .get("kind")
+            .and_then(Node::as_str)
+            .unwrap_or("document");
         let name = document
             .get("metadata")
             .and_then(|m| m.get("name"))
@@ -54,7 +57,7 @@ impl Walker<'_> {
                     match value {
                         Node::Scalar(s) if key == "image" && is_string(s) => {
                             let context = format!("{} {}", self.owner, field_path(at));
-                            let found = yaml_reference(self.path, s, context, None)?;
+                            let found = yaml_reference(self.path, s, &context, None)?;
                             self.found.push(found);
                         }
                         _ => {
@@ -73,7 +76,8 @@ impl Walker<'_> {
 /// Whether a scalar is a non-empty string rather than `null`, `~` or empty.
 fn is_string(scalar: &yaml::Scalar) -> bool {
     let value = scalar.value.trim();
-    !value.is_empty() && !(scalar.plain && matches!(value, "null" | "Null" | "NULL" | "~"))
+    let null = scalar.plain && matches!(value, "null" | "Null" | "NULL" | "~");
+    !value.is_empty() && !null
 }
 
 /// `spec.template.spec.containers[0]` from its parts.
@@ -85,5 +89,9 @@ fn field_path(parts: &[String]) -> String {
         }
         path.push_str(part);
     }
-    if path.is_empty() { "image".to_owned() } else { path }
+    if path.is_empty() {
+        "image".to_owned()
+    } else {
+        path
+    }
 }

@@ -190,7 +190,7 @@ pub enum SourceError {
         written: String,
         /// What is wrong with it.
         #[source]
-        source: ReferenceError,
+        source: Box<ReferenceError>,
     },
 }
 
@@ -265,7 +265,9 @@ impl DiscoveryError {
     /// The exact step that fixes the problem.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::Glob { .. } => Some("globs look like `**/Dockerfile` or `deploy/**/*.yaml`".into()),
+            Self::Glob { .. } => {
+                Some("globs look like `**/Dockerfile` or `deploy/**/*.yaml`".into())
+            }
             Self::MissingPath { .. } => None,
             Self::UnknownKind { .. } => Some(
                 "add the file to `dockerfiles`, `compose` or `kubernetes` under `[sources]` in \
@@ -294,7 +296,7 @@ pub fn discover(
     let candidates = walk::candidates(root, &globs, only)?;
 
     let mut discovery = Discovery::default();
-    for result in walk::read_all(candidates, env) {
+    for result in walk::read_all(&candidates, env) {
         match result {
             Ok(file) => discovery.files.push(file),
             Err(problem) => discovery.problems.push(problem),
@@ -339,7 +341,8 @@ pub fn scan_file(
 
 /// The 1-based line of byte `offset` in `bytes`.
 fn line_of(bytes: &[u8], offset: usize) -> usize {
-    bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1
+    // The bytes before the first invalid one are valid UTF-8.
+    std::str::from_utf8(&bytes[..offset]).map_or(1, |text| text.matches('\n').count() + 1)
 }
 
 /// Parse `written` (as found at `line` of `path`) into a reference.
@@ -348,7 +351,7 @@ fn parse_reference(path: &Path, line: usize, written: &str) -> Result<Reference,
         path: path.to_owned(),
         line,
         written: written.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -357,14 +360,14 @@ fn parse_reference(path: &Path, line: usize, written: &str) -> Result<Reference,
 fn yaml_reference(
     path: &Path,
     scalar: &yaml::Scalar,
-    context: String,
+    context: &str,
     lookup: Option<&vars::Lookup>,
 ) -> Result<Found, SourceError> {
     let written = scalar.value.trim();
     let found = |image| Found {
         file: path.to_owned(),
         line: scalar.line,
-        context: context.clone(),
+        context: context.to_owned(),
         written: written.to_owned(),
         image,
     };

@@ -99,7 +99,8 @@ fn pin_file(file: &SourceFile, lock: &LockFile, plan: &mut Plan) -> PinnedFile {
     let mut seen = BTreeSet::new();
     for found in &file.references {
         let Some(reference) = found.reference() else {
-            plan.skipped.push(skip(found, "it holds a variable that has no value here"));
+            plan.skipped
+                .push(skip(found, "it holds a variable that has no value here"));
             continue;
         };
         let Some(locked) = locked_for(lock, reference) else {
@@ -191,7 +192,12 @@ mod tests {
     use crate::lock::LockedImage;
     use crate::pin::{SourceKind, check, compose, dockerfile};
 
-    const IMAGES: &[&str] = &["python:3.12", "ghcr.io/org/app:1.0", "busybox:1.36", "localhost:5000/x/y:2"];
+    const IMAGES: &[&str] = &[
+        "python:3.12",
+        "ghcr.io/org/app:1.0",
+        "busybox:1.36",
+        "localhost:5000/x/y:2",
+    ];
 
     fn digest_of(seed: &str) -> Digest {
         Digest::sha256(seed.as_bytes())
@@ -209,14 +215,18 @@ mod tests {
                 manifests: Vec::new(),
             })
             .collect();
-        LockFile { version: 1, images, models: Vec::new() }
+        LockFile {
+            version: 1,
+            images,
+            models: Vec::new(),
+        }
     }
 
     fn discovery(kind: SourceKind, text: &str) -> Discovery {
         let path = Path::new("f");
         let references = match kind {
             SourceKind::Dockerfile => dockerfile::scan(path, text).unwrap(),
-            _ => compose::scan(path, text, &Default::default()).unwrap(),
+            _ => compose::scan(path, text, &crate::pin::Environment::default()).unwrap(),
         };
         let file = SourceFile {
             path: path.to_owned(),
@@ -225,13 +235,18 @@ mod tests {
             text: text.to_owned(),
             references,
         };
-        Discovery { files: vec![file], problems: Vec::new() }
+        Discovery {
+            files: vec![file],
+            problems: Vec::new(),
+        }
     }
 
     fn pin(kind: SourceKind, text: &str) -> String {
         let plan = plan(&discovery(kind, text), &lock());
         assert!(plan.unlocked.is_empty());
-        plan.files.first().map_or_else(|| text.to_owned(), |f| f.pinned.clone())
+        plan.files
+            .first()
+            .map_or_else(|| text.to_owned(), |f| f.pinned.clone())
     }
 
     /// The text with every `@sha256:<hex>` removed.
@@ -247,7 +262,8 @@ mod tests {
 
     /// A reference as a file might hold it: bare, or pinned to some digest.
     fn written() -> impl Strategy<Value = String> {
-        (prop::sample::select(IMAGES), any::<Option<u8>>()).prop_map(|(image, pinned)| match pinned {
+        (prop::sample::select(IMAGES), any::<Option<u8>>()).prop_map(|(image, pinned)| match pinned
+        {
             Some(seed) => format!("{image}@{}", digest_of(&seed.to_string())),
             None => image.to_owned(),
         })
@@ -279,7 +295,10 @@ mod tests {
 
     fn joined(lines: Vec<String>, crlf: bool) -> String {
         let eol = if crlf { "\r\n" } else { "\n" };
-        lines.into_iter().map(|l| l.replace('\n', eol) + eol).collect()
+        lines
+            .into_iter()
+            .map(|l| l.replace('\n', eol) + eol)
+            .collect()
     }
 
     proptest! {
@@ -314,12 +333,24 @@ mod tests {
     fn one_arg_default_serving_two_stages_is_rewritten_once() {
         let text = "ARG BASE=python:3.12\nFROM ${BASE} AS a\nFROM $BASE\n";
         let pinned = pin(SourceKind::Dockerfile, text);
-        assert_eq!(pinned, format!("ARG BASE=python:3.12@{}\nFROM ${{BASE}} AS a\nFROM $BASE\n", digest_of("python:3.12")));
+        assert_eq!(
+            pinned,
+            format!(
+                "ARG BASE=python:3.12@{}\nFROM ${{BASE}} AS a\nFROM $BASE\n",
+                digest_of("python:3.12")
+            )
+        );
     }
 
     #[test]
     fn references_missing_from_the_lock_are_listed_not_pinned() {
-        let plan = plan(&discovery(SourceKind::Dockerfile, "FROM alpine:3.20\nFROM python:3.12\n"), &lock());
+        let plan = plan(
+            &discovery(
+                SourceKind::Dockerfile,
+                "FROM alpine:3.20\nFROM python:3.12\n",
+            ),
+            &lock(),
+        );
         assert_eq!(plan.unlocked.len(), 1);
         assert_eq!(plan.unlocked[0].written, "alpine:3.20");
     }

@@ -38,7 +38,10 @@ pub fn propose(discovery: &Discovery) -> Starter {
     for found in discovery.references() {
         let place = format!("{}:{}", found.file.display(), found.line);
         match found.reference() {
-            Some(reference) => by_reference.entry(lockable(reference)).or_default().push(place),
+            Some(reference) => by_reference
+                .entry(lockable(reference))
+                .or_default()
+                .push(place),
             None => unresolved.push(unresolved_line(found, &place)),
         }
     }
@@ -71,7 +74,10 @@ fn unresolved_line(found: &Found, place: &str) -> String {
     let Image::Unresolved { variable } = &found.image else {
         return place.to_owned();
     };
-    format!("{place}: {} `{}` (`{variable}` has no value)", found.context, found.written)
+    format!(
+        "{place}: {} `{}` (`{variable}` has no value)",
+        found.context, found.written
+    )
 }
 
 /// The repository path, without Docker Hub's `library/`; suffixed with the tag (or digest)

@@ -74,9 +74,8 @@ fn braced(body: &str, lookup: &Lookup, dollar_escape: bool) -> Expanded {
     match (op, value) {
         ("", Some(v)) => Expanded::Value(v),
         (":-", _) if !set_and_non_empty => word(w),
-        ("-", None) => word(w),
         (":+", _) if set_and_non_empty => word(w),
-        ("+", Some(_)) => word(w),
+        ("-", None) | ("+", Some(_)) => word(w),
         (":+" | "+", _) => Expanded::Value(String::new()),
         (":-" | "-" | ":?" | "?", Some(v)) if op != ":?" || !v.is_empty() => Expanded::Value(v),
         _ => Expanded::Unset(name.to_owned()),
@@ -109,7 +108,10 @@ fn closing_brace(body: &str) -> Option<usize> {
 /// The length of the variable name at the start of `text`: `[A-Za-z_][A-Za-z0-9_]*`.
 fn name_len(text: &str) -> usize {
     let bytes = text.as_bytes();
-    if !bytes.first().is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_') {
+    if !bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+    {
         return 0;
     }
     bytes
@@ -159,7 +161,10 @@ mod tests {
     fn unset_variables_are_reported_not_emptied() {
         assert_eq!(run("app:${VERSION}"), Expanded::Unset("VERSION".to_owned()));
         assert_eq!(run("$REGISTRY/app"), Expanded::Unset("REGISTRY".to_owned()));
-        assert_eq!(run("${EMPTY:?required}"), Expanded::Unset("EMPTY".to_owned()));
+        assert_eq!(
+            run("${EMPTY:?required}"),
+            Expanded::Unset("EMPTY".to_owned())
+        );
     }
 
     #[test]

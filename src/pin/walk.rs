@@ -46,7 +46,10 @@ impl SourceGlobs {
                 SourceKind::Dockerfile,
                 or_default(sources.dockerfiles, DEFAULT_DOCKERFILES),
             ),
-            (SourceKind::Compose, or_default(sources.compose, DEFAULT_COMPOSE)),
+            (
+                SourceKind::Compose,
+                or_default(sources.compose, DEFAULT_COMPOSE),
+            ),
             (
                 SourceKind::Kubernetes,
                 or_default(sources.kubernetes, DEFAULT_KUBERNETES),
@@ -146,7 +149,8 @@ fn canonical(path: &Path) -> Result<PathBuf, DiscoveryError> {
         })
 }
 
-/// Every file under `root` that a glob matches, skipping `.git` and ignored paths.
+/// Every file under `root` that a glob matches, skipping `.git` and ignored paths. Directories
+/// are read on as many threads as there are cores.
 fn walk(root: &Path, globs: &SourceGlobs) -> Vec<Candidate> {
     let start = if root.as_os_str().is_empty() {
         Path::new(".")
@@ -157,34 +161,51 @@ fn walk(root: &Path, globs: &SourceGlobs) -> Vec<Candidate> {
         .hidden(false)
         .require_git(false)
         .filter_entry(|entry| entry.file_name() != ".git")
-        .build();
+        .build_parallel();
 
-    let mut found = Vec::new();
-    for entry in walker.flatten() {
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
-            continue;
-        }
-        let disk = entry.into_path();
-        let Ok(relative) = disk.strip_prefix(start) else {
-            continue;
-        };
-        if let Some(kind) = globs.classify(relative) {
-            let shown = if start == Path::new(".") {
-                relative.to_owned()
-            } else {
-                root.join(relative)
-            };
-            found.push(Candidate { shown, disk, kind });
-        }
-    }
+    let found = std::sync::Mutex::new(Vec::new());
+    walker.run(|| {
+        Box::new(|entry| {
+            if let Some(candidate) = entry.ok().and_then(|e| candidate(e, root, start, globs)) {
+                found
+                    .lock()
+                    .expect("a walker thread panicked")
+                    .push(candidate);
+            }
+            ignore::WalkState::Continue
+        })
+    });
+    let mut found = found.into_inner().expect("a walker thread panicked");
     found.sort_by(|a, b| a.shown.cmp(&b.shown));
     found
+}
+
+/// The walked `entry` as a candidate, if it is a file a glob matches.
+fn candidate(
+    entry: ignore::DirEntry,
+    root: &Path,
+    start: &Path,
+    globs: &SourceGlobs,
+) -> Option<Candidate> {
+    if !entry.file_type().is_some_and(|t| t.is_file()) {
+        return None;
+    }
+    let disk = entry.into_path();
+    let relative = disk.strip_prefix(start).ok()?;
+    let kind = globs.classify(relative)?;
+    let shown = if start == Path::new(".") {
+        relative.to_owned()
+    } else {
+        root.join(relative)
+    };
+    Some(Candidate { shown, disk, kind })
 }
 
 /// The kind of a file named on the command line that no glob matches.
 fn kind_by_name(path: &Path) -> Option<SourceKind> {
     let name = path.file_name()?.to_str()?.to_ascii_lowercase();
-    let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+    let extension = Path::new(&name).extension().and_then(|e| e.to_str());
+    let yaml = matches!(extension, Some("yaml" | "yml"));
     if name.contains("dockerfile") || name.contains("containerfile") {
         Some(SourceKind::Dockerfile)
     } else if yaml && (name.starts_with("compose") || name.starts_with("docker-compose")) {
@@ -198,7 +219,7 @@ fn kind_by_name(path: &Path) -> Option<SourceKind> {
 
 /// Read and scan every candidate, on as many threads as there are cores.
 pub(super) fn read_all(
-    candidates: Vec<Candidate>,
+    candidates: &[Candidate],
     env: &Environment,
 ) -> Vec<Result<SourceFile, SourceError>> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -233,7 +254,10 @@ mod tests {
         assert_eq!(kind("svc/api/Dockerfile"), Some(SourceKind::Dockerfile));
         assert_eq!(kind("build/gpu.Dockerfile"), Some(SourceKind::Dockerfile));
         assert_eq!(kind("compose.yaml"), Some(SourceKind::Compose));
-        assert_eq!(kind("ops/docker-compose.prod.yml"), Some(SourceKind::Compose));
+        assert_eq!(
+            kind("ops/docker-compose.prod.yml"),
+            Some(SourceKind::Compose)
+        );
         assert_eq!(kind("deploy/base/app.yaml"), Some(SourceKind::Kubernetes));
         assert_eq!(kind("README.md"), None);
         assert_eq!(kind(".github/workflows/ci.yaml"), None);
@@ -246,10 +270,16 @@ mod tests {
             ..Sources::default()
         };
         let globs = SourceGlobs::new(Some(&sources)).unwrap();
-        assert_eq!(globs.classify(Path::new("ops/a.yaml")), Some(SourceKind::Kubernetes));
+        assert_eq!(
+            globs.classify(Path::new("ops/a.yaml")),
+            Some(SourceKind::Kubernetes)
+        );
         assert_eq!(globs.classify(Path::new("ops/x/a.yaml")), None);
         assert_eq!(globs.classify(Path::new("deploy/a.yaml")), None);
-        assert_eq!(globs.classify(Path::new("Dockerfile")), Some(SourceKind::Dockerfile));
+        assert_eq!(
+            globs.classify(Path::new("Dockerfile")),
+            Some(SourceKind::Dockerfile)
+        );
     }
 
     #[test]

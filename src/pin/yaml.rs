@@ -138,7 +138,13 @@ fn empty() -> Node {
     })
 }
 
-fn scalar(value: &str, style: ScalarStyle, span: Span, text: &str, offsets: &CharOffsets) -> Scalar {
+fn scalar(
+    value: &str,
+    style: ScalarStyle,
+    span: Span,
+    text: &str,
+    offsets: &CharOffsets,
+) -> Scalar {
     let start = offsets.byte(span.start.index());
     let content = match style {
         ScalarStyle::Plain => Some(start),
@@ -151,17 +157,16 @@ fn scalar(value: &str, style: ScalarStyle, span: Span, text: &str, offsets: &Cha
     Scalar {
         value: value.to_owned(),
         plain: style == ScalarStyle::Plain,
-        line: span.as_ref().map_or(span_line(text, start), |r| span_line(text, r.start)),
+        line: span
+            .as_ref()
+            .map_or(span_line(text, start), |r| span_line(text, r.start)),
         span,
     }
 }
 
 fn span_line(text: &str, at: usize) -> usize {
-    text.as_bytes()[..at.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.get(..at)
+        .map_or(1, |before| before.matches('\n').count() + 1)
 }
 
 /// Character indexes (which the parser reports) to byte offsets.
@@ -235,6 +240,9 @@ mod tests {
     #[test]
     fn a_syntax_error_has_a_line() {
         let err = parse(Path::new("t.yaml"), "a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
-        assert!(matches!(err, SourceError::Yaml { line: 3 | 4, .. }), "{err:?}");
+        assert!(
+            matches!(err, SourceError::Yaml { line: 3 | 4, .. }),
+            "{err:?}"
+        );
     }
 }

@@ -419,7 +419,7 @@ async fn handle_hub(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         return api(&shared, rest, &query, &headers);
     }
     match path.split_once("/resolve/") {
-        Some((repo, rest)) => resolve(&shared, &repo[1..], rest, &method, &headers).await,
+        Some((repo, rest)) => resolve(&shared, &repo[1..], rest, &method, &headers),
         None => hub_error(StatusCode::NOT_FOUND, None, "not served by the stand-in"),
     }
 }
@@ -580,7 +580,7 @@ fn api(shared: &Shared, rest: &str, query: &str, headers: &HeaderMap) -> Respons
 }
 
 /// `/{repo}/resolve/{rev}/{path}`.
-async fn resolve(
+fn resolve(
     shared: &Shared,
     repo_id: &str,
     rest: &str,
