@@ -241,14 +241,13 @@ impl Config {
             source: Box::new(source),
         })?;
         let lines = LineIndex::new(text);
-        let invalid = |span: std::ops::Range<usize>, message: String, source| {
-            ConfigError::Invalid {
+        let invalid =
+            |span: std::ops::Range<usize>, message: String, source| ConfigError::Invalid {
                 path: path.to_owned(),
                 line: lines.line_of(span.start),
                 message,
                 source,
-            }
-        };
+            };
 
         let mut images = Vec::with_capacity(raw.image.len());
         for entry in raw.image {
@@ -290,12 +289,19 @@ type Invalid<'a> = dyn Fn(
     ) -> ConfigError
     + 'a;
 
-fn image_spec(raw: RawImage, lines: &LineIndex, invalid: &Invalid) -> Result<ImageSpec, ConfigError> {
+fn image_spec(
+    raw: RawImage,
+    lines: &LineIndex,
+    invalid: &Invalid,
+) -> Result<ImageSpec, ConfigError> {
     let span = raw.reference.span();
     let reference = Reference::parse(raw.reference.get_ref()).map_err(|e| {
         invalid(
             span.clone(),
-            format!("`ref = \"{}\"` is not a valid image reference", raw.reference.get_ref()),
+            format!(
+                "`ref = \"{}\"` is not a valid image reference",
+                raw.reference.get_ref()
+            ),
             Some(Box::new(e)),
         )
     })?;
@@ -316,6 +322,13 @@ fn image_spec(raw: RawImage, lines: &LineIndex, invalid: &Invalid) -> Result<Ima
         Some(name) if name.get_ref().trim().is_empty() => {
             return Err(invalid(name.span(), "`name` is empty".to_owned(), None));
         }
+        Some(name) if name.get_ref().chars().any(char::is_control) => {
+            let message = format!(
+                "`name = {:?}` holds control characters (such as a newline); use a plain name",
+                name.get_ref()
+            );
+            return Err(invalid(name.span(), message, None));
+        }
         Some(name) => name.into_inner(),
         None => default_name(&reference),
     };
@@ -333,10 +346,13 @@ fn parse_platforms(
 ) -> Result<Vec<Platform>, ConfigError> {
     let mut platforms: Vec<Platform> = Vec::with_capacity(list.len());
     for item in list {
-        let platform: Platform = item
-            .get_ref()
-            .parse()
-            .map_err(|e| invalid(item.span(), "invalid platform".to_owned(), Some(Box::new(e))))?;
+        let platform: Platform = item.get_ref().parse().map_err(|e| {
+            invalid(
+                item.span(),
+                "invalid platform".to_owned(),
+                Some(Box::new(e)),
+            )
+        })?;
         if platforms.iter().any(|p| p.matches(&platform)) {
             return Err(invalid(
                 item.span(),
@@ -428,7 +444,9 @@ fn scan_policy(
     }
 
     for entry in raw.allow {
-        policy.allow.push(allow_entry(entry, images, lines, invalid)?);
+        policy
+            .allow
+            .push(allow_entry(entry, images, lines, invalid)?);
     }
     Ok(policy)
 }
@@ -451,7 +469,11 @@ fn allow_entry(
     };
     let id_span = id.span();
     let id = id.into_inner();
-    if raw.reason.as_ref().is_none_or(|r| r.get_ref().trim().is_empty()) {
+    if raw
+        .reason
+        .as_ref()
+        .is_none_or(|r| r.get_ref().trim().is_empty())
+    {
         return Err(invalid(
             id_span,
             format!(
@@ -558,10 +580,19 @@ mod tests {
         assert!(err.to_string().contains("aisupply.toml"));
     }
 
+    /// Regression: a name with a newline broke the line-per-finding text output.
+    #[test]
+    fn names_with_control_characters_are_rejected() {
+        let err = parse("[[image]]\nref = \"a/x:1\"\nname = \"x\\ny\"\n").unwrap_err();
+        assert!(err.to_string().contains("control characters"), "{err}");
+    }
+
     #[test]
     fn duplicate_names_are_errors_with_both_lines() {
-        let err = parse("[[image]]\nref = \"a/x:1\"\nname=\"x\"\n[[image]]\nref = \"b/x:2\"\nname=\"x\"\n")
-            .unwrap_err();
+        let err = parse(
+            "[[image]]\nref = \"a/x:1\"\nname=\"x\"\n[[image]]\nref = \"b/x:2\"\nname=\"x\"\n",
+        )
+        .unwrap_err();
         let message = err.to_string();
         assert!(message.contains("lines 2 and 5"), "{message}");
     }

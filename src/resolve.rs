@@ -153,7 +153,17 @@ pub async fn lock_images(
     }
 
     // Decide per entry: keep the existing pin, or resolve it again.
-    let previous = |name: &str| existing.and_then(|lock| lock.image(name));
+    // An entry's pin is the lock entry of its name, or of a name the config no longer has
+    // with the same reference and platforms: renaming an entry must not re-resolve its tag.
+    let previous = |spec: &ImageSpec| {
+        existing.and_then(|lock| {
+            lock.image(&spec.name).or_else(|| {
+                lock.images
+                    .iter()
+                    .find(|l| config.image(&l.name).is_none() && matches_config(l, spec))
+            })
+        })
+    };
     let wants_update = |spec: &ImageSpec| match update {
         Update::Nothing => false,
         Update::All => true,
@@ -161,7 +171,7 @@ pub async fn lock_images(
     };
     let (kept, to_resolve): (Vec<&ImageSpec>, Vec<&ImageSpec>) =
         config.images.iter().partition(|spec| {
-            !wants_update(spec) && previous(&spec.name).is_some_and(|p| matches_config(p, spec))
+            !wants_update(spec) && previous(spec).is_some_and(|p| matches_config(p, spec))
         });
 
     // Resolve what needs it, a bounded number at a time.
@@ -186,7 +196,12 @@ pub async fn lock_images(
     // Assemble the new lockfile; the first failure in config order is reported.
     let mut images: Vec<LockedImage> = kept
         .iter()
-        .filter_map(|spec| previous(&spec.name).cloned())
+        .filter_map(|spec| {
+            previous(spec).map(|p| LockedImage {
+                name: spec.name.clone(),
+                ..p.clone()
+            })
+        })
         .collect();
     for (_, result) in results {
         images.push(result?);

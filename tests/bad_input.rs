@@ -187,3 +187,18 @@ fn unknown_flags_are_exit_2() {
     let out = ctx.run(&["verify", "--no-such-flag"]);
     assert_eq!(out.code, 2, "{out}");
 }
+
+/// Regression: with `--format json`, argument errors left stdout empty.
+#[test]
+fn argument_errors_are_json_with_format_json() {
+    let ctx = TestContext::new();
+    let out = ctx.run(&["verify", "--bogus", "--format", "json"]);
+    assert_eq!(out.code, 2, "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        doc["error"]["causes"][0]
+            .as_str()
+            .unwrap()
+            .contains("--bogus")
+    );
+}

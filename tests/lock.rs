@@ -364,3 +364,28 @@ async fn retag(host: &str, digest: &str, tag: &str) {
         .status();
     assert!(status.is_success(), "retag {tag}: {status}");
 }
+
+/// Regression: renaming an entry re-resolved it, silently picking up a moved tag.
+#[test]
+fn renaming_an_entry_keeps_its_pin() {
+    let ctx = TestContext::new();
+    let host = ctx.registry().host().to_owned();
+    let old = push_oci_image(&host, "app", "1", 80);
+    ctx.write("aisupply.toml", image("app", &format!("{host}/app:1")));
+    assert_eq!(ctx.run(&["lock"]).code, 0);
+    push_oci_image(&host, "app", "1", 81);
+
+    ctx.write("aisupply.toml", image("frontend", &format!("{host}/app:1")));
+    let out = ctx.run(&["lock"]);
+    assert_eq!(out.code, 0, "{out}");
+    let lock = lock_table(&ctx);
+    assert_eq!(
+        locked(&lock, "frontend")["digest"].as_str(),
+        Some(old.digest.as_str())
+    );
+    assert_eq!(
+        lock["image"].as_array().unwrap().len(),
+        1,
+        "the old name is gone"
+    );
+}

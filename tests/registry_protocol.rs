@@ -430,3 +430,42 @@ fn verify_hashes_what_the_registry_serves_for_each_locked_digest() {
     assert!(out.stdout.contains("error[digest-mismatch]"), "{out}");
     assert!(out.stdout.contains("computed `sha256:"), "{out}");
 }
+
+/// A registry that accepts connections and never answers must not stall CI: each request has a
+/// deadline (`AISUPPLY_HTTP_TIMEOUT`), and a timeout is retried once, not until attempts run out.
+#[test]
+fn a_registry_that_never_answers_fails_within_its_deadline() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let holder = std::thread::spawn(move || {
+        // Accept and hold connections without a word, until the test drops the listener.
+        let mut held = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok((stream, _)) = listener.accept() {
+                held.push(stream);
+            }
+            if held.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    });
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{host}/team/app:1"));
+    let started = std::time::Instant::now();
+    let out = ctx.run_with_env(&["lock"], &[("AISUPPLY_HTTP_TIMEOUT", "1")]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{out}"
+    );
+    assert!(out.stderr.contains("request to registry"), "{out}");
+    holder.join().unwrap();
+
+    let out = ctx.run_with_env(&["lock"], &[("AISUPPLY_HTTP_TIMEOUT", "soon")]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("`AISUPPLY_HTTP_TIMEOUT=soon`"), "{out}");
+}

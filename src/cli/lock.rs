@@ -39,10 +39,14 @@ pub async fn run(args: LockArgs, global: &Global) -> anyhow::Result<Outcome> {
 
     // `--check` is the offline consistency check: would `aisupply lock` change the file?
     if args.check {
-        let findings = match &existing {
+        let mut findings = match &existing {
             Some(lock) => verify::consistency(&config, lock, &lock_path),
             None => Vec::new(),
         };
+        if let Ok(text) = std::fs::read_to_string(&lock_path) {
+            let lines = aisupply::lock::image_lines(&text);
+            aisupply::finding::attach_lines(&mut findings, &lock_path, &lines);
+        }
         let stale = existing.is_none() || !findings.is_empty();
         print_check(global, &lock_path, existing.is_some(), &findings);
         return Ok(if stale {
@@ -70,8 +74,14 @@ pub async fn run(args: LockArgs, global: &Global) -> anyhow::Result<Outcome> {
     } else {
         Some(super::pull::hub_client()?)
     };
-    let models =
-        lock_models(&config, existing.as_ref(), &model_update, hub.as_ref(), &bars).await?;
+    let models = lock_models(
+        &config,
+        existing.as_ref(),
+        &model_update,
+        hub.as_ref(),
+        &bars,
+    )
+    .await?;
     locked.lock.models = models.models;
 
     // Write only when something changed, so the file's timestamp means something.

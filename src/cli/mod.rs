@@ -99,12 +99,31 @@ enum Outcome {
     Invalid,
 }
 
+/// Whether the raw arguments ask for JSON output, for errors found before they are parsed.
+fn wants_json() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.windows(2)
+        .any(|pair| pair[0] == "--format" && pair[1] == "json")
+        || args.iter().any(|a| a == "--format=json")
+}
+
 /// Run the command line and turn its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
+            // `--format json` promises JSON on stdout, even when the arguments are wrong.
+            if e.use_stderr() && wants_json() {
+                let doc = serde_json::json!({
+                    "error": {
+                        "message": e.kind().to_string(),
+                        "causes": [e.to_string().trim()],
+                        "hint": "run `aisupply --help` for the commands and flags",
+                    }
+                });
+                print_result(&format!("{doc:#}\n"));
+            }
             return if e.use_stderr() {
                 ExitCode::from(2)
             } else {
@@ -166,7 +185,23 @@ fn registry_client(config: &Config) -> anyhow::Result<Client> {
         registries: config.registries.clone(),
         credentials: CredentialStore::from_env()?,
         retry: aisupply::registry::retry::RetryPolicy::default(),
+        timeout: http_timeout()?,
     })?)
+}
+
+/// `AISUPPLY_HTTP_TIMEOUT`: seconds one registry request may take.
+fn http_timeout() -> anyhow::Result<Option<std::time::Duration>> {
+    let Some(value) = std::env::var_os("AISUPPLY_HTTP_TIMEOUT") else {
+        return Ok(None);
+    };
+    let value = value.to_string_lossy();
+    match value.trim().parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Ok(Some(std::time::Duration::from_secs(seconds))),
+        _ => anyhow::bail!(
+            "`AISUPPLY_HTTP_TIMEOUT={value}` is not a number of seconds; set it to a whole \
+             number such as `30`, or unset it for the default of 20"
+        ),
+    }
 }
 
 /// Write the result on stdout; a closed pipe (`| head`) is not an error.
@@ -176,20 +211,32 @@ fn print_result(text: &str) {
     let _ = out.flush();
 }
 
+/// Log lines on stderr: warnings by default; with `-v`, aisupply's own steps; with `-vv`, the
+/// HTTP stack's as well. Colour only on a terminal, and never with `NO_COLOR`.
 fn init_tracing(global: &Global) {
-    let level = match global.verbose {
-        0 if global.quiet => tracing::Level::ERROR,
-        0 => tracing::Level::WARN,
-        1 => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
+    use std::io::IsTerminal as _;
+    use tracing::level_filters::LevelFilter;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let (ours, others) = match global.verbose {
+        0 if global.quiet => (LevelFilter::ERROR, LevelFilter::ERROR),
+        0 => (LevelFilter::WARN, LevelFilter::WARN),
+        1 => (LevelFilter::DEBUG, LevelFilter::WARN),
+        _ => (LevelFilter::TRACE, LevelFilter::DEBUG),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_default(others)
+        .with_target("aisupply", ours);
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::TRACE)
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
-        .try_init();
+        .with_ansi(ansi)
+        .finish()
+        .with(targets);
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 /// Print `error:`, the `caused by:` chain and a `hint:`, and exit with 2.

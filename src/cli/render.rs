@@ -6,11 +6,11 @@ use aisupply::config::ConfigError;
 use aisupply::finding::{Finding, Severity};
 use aisupply::hub::HubError;
 use aisupply::lock::LockError;
-use aisupply::scan::ScanError;
 use aisupply::reference::ReferenceError;
 use aisupply::registry::RegistryError;
 use aisupply::registry::auth::AuthError;
 use aisupply::resolve::ResolveError;
+use aisupply::scan::ScanError;
 
 /// The hint of the first error in the chain that has one.
 pub fn hint_for(error: &anyhow::Error) -> Option<String> {
@@ -37,11 +37,8 @@ pub fn hint_for(error: &anyhow::Error) -> Option<String> {
             Some(super::pin::UnlockedReferences::hint())
         } else if e.is::<super::init::ConfigExists>() {
             Some(super::init::ConfigExists::hint())
-        } else if let Some(AuthError::Helper { helper, .. }) = e.downcast_ref::<AuthError>() {
-            Some(format!(
-                "check that `docker-credential-{helper}` is installed and on PATH, or remove it \
-                 from Docker's config"
-            ))
+        } else if let Some(e) = e.downcast_ref::<AuthError>() {
+            e.hint()
         } else if e.downcast_ref::<ReferenceError>().is_some() {
             Some("references look like `ubuntu:22.04` or `ghcr.io/org/app:1.0@sha256:…`".into())
         } else {

@@ -54,7 +54,16 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
             fail_on_drift: args.fail_on_drift,
         };
         let bars = global.progress();
-        findings.extend(verify::registry(&lock, &lock_path, &client, options, &bars).await?);
+        match verify::registry(&lock, &lock_path, &client, options, &bars).await {
+            Ok(found) => findings.extend(found),
+            Err(e) => {
+                // The offline findings are still worth seeing when a registry fails us.
+                if global.format == Format::Text && !findings.is_empty() {
+                    print_result(&render::findings_text(&findings));
+                }
+                return Err(e.into());
+            }
+        }
     }
 
     // Check 4: model files on disk hash to their locked SHA-256 (offline).
@@ -108,7 +117,10 @@ fn print_report(global: &Global, lock: &LockFile, offline: bool, findings: &[Fin
         return;
     }
     if global.format == Format::Sarif {
-        print_result(&format!("{:#}\n", aisupply::report::sarif::findings(findings)));
+        print_result(&format!(
+            "{:#}\n",
+            aisupply::report::sarif::findings(findings)
+        ));
         return;
     }
     let mut out = if global.format == Format::Github {

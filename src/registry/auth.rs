@@ -75,6 +75,23 @@ pub enum AuthError {
     },
 }
 
+impl AuthError {
+    /// The exact step that fixes the problem.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Self::DockerConfig { path, .. } => format!(
+                "fix `{}` (it must be the JSON `docker login` writes), or point `DOCKER_CONFIG` \
+                 at another directory",
+                path.display()
+            ),
+            Self::Helper { helper, .. } => format!(
+                "check that `docker-credential-{helper}` is installed and on PATH, or remove it \
+                 from Docker's config"
+            ),
+        })
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DockerConfigFile {
@@ -141,16 +158,27 @@ impl CredentialStore {
     /// `localhost:5000`), or `None` for anonymous access.
     pub async fn lookup(&self, registry: &str) -> Result<Option<Credential>, AuthError> {
         let server = server_url(registry);
-        if let Some(helper) = self.helper_for(registry) {
+        let helper = self
+            .helper_for(registry)
+            .or(self.config.creds_store.as_deref());
+        if let Some(helper) = helper {
             if let Some(found) = run_helper(helper, registry, &server).await? {
-                return Ok(Some(found));
-            }
-        } else if let Some(store) = &self.config.creds_store {
-            if let Some(found) = run_helper(store, registry, &server).await? {
+                tracing::debug!(
+                    registry,
+                    helper,
+                    "credentials from docker-credential-{helper}"
+                );
                 return Ok(Some(found));
             }
         }
-        self.inline_entry(registry)
+        let found = self.inline_entry(registry)?;
+        let source = if found.is_some() {
+            "Docker config `auths`"
+        } else {
+            "none (anonymous)"
+        };
+        tracing::debug!(registry, "credentials: {source}");
+        Ok(found)
     }
 
     fn helper_for(&self, registry: &str) -> Option<&str> {

@@ -30,6 +30,10 @@ use crate::reference::Reference;
 use auth::{AuthError, Challenge, Credential, CredentialStore};
 use retry::RetryPolicy;
 
+/// How long one manifest request may take by default, answer included. A registry that
+/// accepts connections but never answers must not stall a CI job for minutes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The largest manifest accepted, as in CNCF distribution.
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
 
@@ -181,6 +185,21 @@ impl RegistryError {
                 "if this registry is meant to be reached over plain HTTP, add \
                  `[registries.\"{registry}\"]` with `insecure = true` to aisupply.toml"
             ),
+            Self::Auth(e) => return e.hint(),
+            Self::Transport { source, .. } if source.is_timeout() => {
+                "the registry did not answer in time; check that it is healthy, or allow more \
+                 time with `AISUPPLY_HTTP_TIMEOUT=<seconds>`"
+                    .to_owned()
+            }
+            Self::Status { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
+                "the registry is throttling requests even after retries; wait and run again, or \
+                 log in (`docker login`) for a higher limit"
+                    .to_owned()
+            }
+            Self::Status { status, .. } if status.is_server_error() => {
+                "the registry failed even after retries; run again later, or ask its operators"
+                    .to_owned()
+            }
             Self::DigestMismatch { .. } => {
                 "the registry or something between it and you altered the content; do not use \
                  it, and report it to the registry's operators"
@@ -200,6 +219,8 @@ pub struct ClientOptions {
     pub credentials: CredentialStore,
     /// When to retry.
     pub retry: RetryPolicy,
+    /// How long one manifest request may take ([`DEFAULT_TIMEOUT`] when unset).
+    pub timeout: Option<Duration>,
 }
 
 /// A registry client shared by every request of a command.
@@ -483,6 +504,7 @@ impl Client {
         self.execute(reference, url, &|http| {
             http.request(method.clone(), url)
                 .header(ACCEPT, manifest::ACCEPT)
+                .timeout(self.options.timeout.unwrap_or(DEFAULT_TIMEOUT))
         })
         .await
     }
@@ -664,13 +686,18 @@ impl Client {
     ) -> Result<Response, RegistryError> {
         let policy = &self.options.retry;
         let mut attempt = 0;
+        let mut timed_out = false;
         loop {
             let mut request = build(&self.http);
             if let Some(value) = authorization {
                 request = request.header(AUTHORIZATION, value.clone());
             }
             let last = attempt + 1 >= policy.attempts;
-            match request.send().await {
+            let sent = request.send().await;
+            if let Ok(response) = &sent {
+                tracing::debug!(status = %response.status(), %url, "registry answered");
+            }
+            match sent {
                 Ok(response) if !RetryPolicy::is_transient(response.status()) || last => {
                     return Ok(response);
                 }
@@ -679,7 +706,12 @@ impl Client {
                     tracing::debug!(%url, status = %response.status(), ?wait, "retrying");
                     tokio::time::sleep(wait).await;
                 }
-                Err(e) if retry::is_transient_error(&e) && !last => {
+                // A server that timed out once is tried once more, not until the attempts
+                // run out.
+                Err(e)
+                    if retry::is_transient_error(&e) && !last && !(timed_out && e.is_timeout()) =>
+                {
+                    timed_out |= e.is_timeout();
                     let wait = policy.delay(attempt, None);
                     tracing::debug!(%url, error = %e, ?wait, "retrying");
                     tokio::time::sleep(wait).await;
