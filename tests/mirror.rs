@@ -658,3 +658,61 @@ fn a_registry_that_asks_for_chunks_gets_chunked_uploads() {
     let repo = format!("m/{}/team/big:1", host.replace(':', "-"));
     assert_eq!(skopeo_raw_digest(dest.host(), &repo), big.manifest.digest);
 }
+
+#[test]
+fn pin_mirror_points_deployments_at_the_mirror() {
+    let ctx = TestContext::new();
+    let host = ctx.registry().host().to_owned();
+    let pushed = push_oci_index(&host, "team/app", "1", 12);
+    ctx.write(
+        "aisupply.toml",
+        format!(
+            "{}[sources]\nkubernetes = [\"deploy/*.yaml\"]\n",
+            image("app", &format!("{host}/team/app:1"))
+        ),
+    );
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: app  # the server\nspec:\n  containers:\n\
+         \x20   - name: app\n      image: \"{host}/team/app:1\"\n"
+    );
+    ctx.write("deploy/app.yaml", &manifest);
+    assert_eq!(ctx.run(&["lock"]).code, 0);
+    let dest = Registry::start();
+    let mirror = format!("{}/mirror", dest.host());
+    assert_eq!(ctx.run(&["mirror", "--to", &mirror]).code, 0);
+
+    let out = ctx.run(&["pin", "--write", "--mirror", &mirror]);
+    assert_eq!(out.code, 0, "{out}");
+    let mirrored_ref = format!(
+        "{mirror}/{}/team/app:1@{}",
+        host.replace(':', "-"),
+        pushed.digest
+    );
+    let expected = manifest.replace(&format!("{host}/team/app:1"), &mirrored_ref);
+    assert_eq!(
+        ctx.read("deploy/app.yaml"),
+        expected,
+        "only the reference changed"
+    );
+
+    // Idempotent, and verify accepts mirrored references when told about the mirror.
+    let again = ctx.run(&["pin", "--write", "--mirror", &mirror]);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(ctx.read("deploy/app.yaml"), expected);
+    let out = ctx.run(&["verify", "--offline", "--mirror", &mirror]);
+    assert_eq!(out.code, 0, "{out}");
+    let out = ctx.run(&["verify", "--offline"]);
+    assert_eq!(
+        out.code, 1,
+        "without --mirror the reference is not the locked one: {out}"
+    );
+
+    // The deployment's reference resolves at the mirror to the locked digest.
+    let path = mirrored_ref.split_once('/').unwrap().1;
+    let (name, _) = path.split_once('@').unwrap();
+    assert_eq!(skopeo_raw_digest(dest.host(), name), pushed.digest);
+
+    let out = ctx.run(&["pin", "--mirror", "oci:carry"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("must be a registry"), "{out}");
+}

@@ -24,6 +24,24 @@ pub struct PinArgs {
     /// Pin only these files, or the `[sources]` files under these directories
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
+    /// Point each reference at its copy in this registry (`HOST[:PORT]/PREFIX`, as given to
+    /// `aisupply mirror --to`) instead of the registry it came from
+    #[arg(long, value_name = "HOST/PREFIX")]
+    mirror: Option<String>,
+}
+
+/// The registry of `--mirror`, if given; a layout cannot be deployed from.
+pub fn mirror_target(mirror: Option<&str>) -> anyhow::Result<Option<aisupply::mirror::Target>> {
+    let Some(mirror) = mirror else {
+        return Ok(None);
+    };
+    match mirror.parse::<aisupply::mirror::Target>()? {
+        target @ aisupply::mirror::Target::Registry { .. } => Ok(Some(target)),
+        aisupply::mirror::Target::Layout(_) => anyhow::bail!(
+            "`--mirror {mirror}` must be a registry (`HOST[:PORT]/PREFIX`): deployments pull \
+             from a registry, not from an OCI layout"
+        ),
+    }
 }
 
 /// References that no lock entry pins, so `pin` cannot know their digests.
@@ -53,7 +71,8 @@ pub fn run(args: &PinArgs, global: &Global) -> anyhow::Result<Outcome> {
     let lock = LockFile::load(&global.lockfile_path())?;
     let discovery = discover(global, config.sources.as_ref(), &args.paths)?;
     print_problems(global, &discovery);
-    let plan = rewrite::plan(&discovery, &lock);
+    let mirror = mirror_target(args.mirror.as_deref())?;
+    let plan = rewrite::plan(&discovery, &lock, mirror.as_ref());
 
     // Every reference must be locked before any file is touched.
     if !plan.unlocked.is_empty() {

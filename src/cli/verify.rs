@@ -33,6 +33,10 @@ pub struct VerifyArgs {
     /// The locked image the `--report` files are about, for reports that name no image digest
     #[arg(long, value_name = "NAME", requires = "reports")]
     target: Option<String>,
+    /// Accept references to the images mirrored to this registry (`HOST[:PORT]/PREFIX`, as
+    /// given to `mirror --to` and `pin --mirror`) as references to the locked images
+    #[arg(long, value_name = "HOST/PREFIX")]
+    mirror: Option<String>,
 }
 
 pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -45,7 +49,12 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
 
     // Check 2: the references in the `[sources]` files are pinned to the locked digests.
     let sources = super::pin::discover(global, config.sources.as_ref(), &[])?;
-    findings.extend(aisupply::pin::check::check(&sources, &lock));
+    let mirror = super::pin::mirror_target(args.mirror.as_deref())?;
+    findings.extend(aisupply::pin::check::check(
+        &sources,
+        &lock,
+        mirror.as_ref(),
+    ));
 
     // Check 3: the locked digests still resolve, and the tags have not moved.
     if !args.offline {

@@ -1,18 +1,20 @@
 //! Check 2 of `verify`: every reference in the `[sources]` files is pinned by digest, and that
 //! digest is the locked one.
 
-use super::rewrite::locked_for;
+use super::rewrite::locked_via;
 use super::{Discovery, Found, Image, SourceError};
 use crate::finding::{Code, Finding, Severity};
 use crate::lock::LockFile;
+use crate::mirror::Target;
 use crate::reference::Reference;
 
 /// The findings of check 2 for the references of `discovery`, and one finding for each file
-/// that could not be read.
-pub fn check(discovery: &Discovery, lock: &LockFile) -> Vec<Finding> {
+/// that could not be read. With `mirror`, references to the images mirrored there count as
+/// references to the locked images.
+pub fn check(discovery: &Discovery, lock: &LockFile, mirror: Option<&Target>) -> Vec<Finding> {
     let mut findings: Vec<Finding> = discovery.problems.iter().map(unreadable).collect();
     for found in discovery.references() {
-        findings.extend(check_reference(found, lock));
+        findings.extend(check_reference(found, lock, mirror));
     }
     findings
 }
@@ -32,7 +34,7 @@ pub fn unreadable(problem: &SourceError) -> Finding {
     }
 }
 
-fn check_reference(found: &Found, lock: &LockFile) -> Option<Finding> {
+fn check_reference(found: &Found, lock: &LockFile, mirror: Option<&Target>) -> Option<Finding> {
     let at = |f: Finding| f.at(&found.file, Some(found.line));
     let written = &found.written;
     let context = &found.context;
@@ -53,7 +55,7 @@ fn check_reference(found: &Found, lock: &LockFile) -> Option<Finding> {
         }
         Image::Literal { reference, .. } | Image::Substituted { reference } => reference,
     };
-    let locked = locked_for(lock, reference);
+    let locked = locked_via(lock, reference, mirror);
     let subject = locked.map_or_else(|| unpinned_name(reference), |l| l.name.clone());
     let finding = |code, message| at(Finding::new(code, Severity::Error, &subject, message));
     let name = unpinned_name(reference);

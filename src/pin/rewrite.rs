@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::{Discovery, Found, Image, SourceFile};
 use crate::digest::Digest;
 use crate::lock::{LockFile, LockedImage};
+use crate::mirror::Target;
 use crate::reference::Reference;
 
 /// One reference rewritten.
@@ -64,11 +65,12 @@ pub struct Plan {
     pub unchanged: usize,
 }
 
-/// Plan the rewrite of every file of `discovery` to the digests of `lock`.
-pub fn plan(discovery: &Discovery, lock: &LockFile) -> Plan {
+/// Plan the rewrite of every file of `discovery` to the digests of `lock`; with `mirror`, to
+/// the mirrored references `aisupply mirror --to` that registry creates.
+pub fn plan(discovery: &Discovery, lock: &LockFile, mirror: Option<&Target>) -> Plan {
     let mut plan = Plan::default();
     for file in &discovery.files {
-        let pinned = pin_file(file, lock, &mut plan);
+        let pinned = pin_file(file, lock, mirror, &mut plan);
         if !pinned.changes.is_empty() {
             plan.files.push(pinned);
         }
@@ -79,7 +81,19 @@ pub fn plan(discovery: &Discovery, lock: &LockFile) -> Plan {
 /// The lock entry `reference` names: the same repository and tag or, for a reference with a
 /// digest and no tag, the same repository and digest.
 pub fn locked_for<'a>(lock: &'a LockFile, reference: &Reference) -> Option<&'a LockedImage> {
-    let same_name = |l: &&LockedImage| l.reference.name() == reference.name();
+    locked_via(lock, reference, None)
+}
+
+/// [`locked_for`], also recognizing the references of the images mirrored to `mirror`.
+pub fn locked_via<'a>(
+    lock: &'a LockFile,
+    reference: &Reference,
+    mirror: Option<&Target>,
+) -> Option<&'a LockedImage> {
+    let same_name = |l: &&LockedImage| {
+        l.reference.name() == reference.name()
+            || mirror.is_some_and(|m| m.place(&l.reference).name() == reference.name())
+    };
     match reference.tag() {
         Some(tag) => lock
             .images
@@ -94,7 +108,12 @@ pub fn locked_for<'a>(lock: &'a LockFile, reference: &Reference) -> Option<&'a L
     }
 }
 
-fn pin_file(file: &SourceFile, lock: &LockFile, plan: &mut Plan) -> PinnedFile {
+fn pin_file(
+    file: &SourceFile,
+    lock: &LockFile,
+    mirror: Option<&Target>,
+    plan: &mut Plan,
+) -> PinnedFile {
     let mut edits = Vec::new();
     let mut seen = BTreeSet::new();
     for found in &file.references {
@@ -103,7 +122,7 @@ fn pin_file(file: &SourceFile, lock: &LockFile, plan: &mut Plan) -> PinnedFile {
                 .push(skip(found, "it holds a variable that has no value here"));
             continue;
         };
-        let Some(locked) = locked_for(lock, reference) else {
+        let Some(locked) = locked_via(lock, reference, mirror) else {
             plan.unlocked.push(found.clone());
             continue;
         };
@@ -114,7 +133,10 @@ fn pin_file(file: &SourceFile, lock: &LockFile, plan: &mut Plan) -> PinnedFile {
                     continue;
                 }
                 let current = &file.text[span.clone()];
-                let pinned = pinned_text(current, &locked.digest);
+                let pinned = match mirror {
+                    None => pinned_text(current, &locked.digest),
+                    Some(mirror) => mirrored_text(mirror, locked),
+                };
                 if pinned == current {
                     plan.unchanged += 1;
                 } else {
@@ -137,6 +159,15 @@ fn skip(found: &Found, reason: &str) -> Skipped {
     Skipped {
         found: found.clone(),
         reason: reason.to_owned(),
+    }
+}
+
+/// Where `mirror` holds `locked`: `host/prefix/<registry>/<repository>:tag@digest`.
+pub fn mirrored_text(mirror: &Target, locked: &LockedImage) -> String {
+    let name = mirror.place(&locked.reference).name();
+    match locked.reference.tag() {
+        Some(tag) => format!("{name}:{tag}@{}", locked.digest),
+        None => format!("{name}@{}", locked.digest),
     }
 }
 
@@ -242,7 +273,7 @@ mod tests {
     }
 
     fn pin(kind: SourceKind, text: &str) -> String {
-        let plan = plan(&discovery(kind, text), &lock());
+        let plan = plan(&discovery(kind, text), &lock(), None);
         assert!(plan.unlocked.is_empty());
         plan.files
             .first()
@@ -314,7 +345,7 @@ mod tests {
             let text = joined(lines, crlf);
             let pinned = pin(SourceKind::Dockerfile, &text);
             prop_assert_eq!(without_digests(&pinned), without_digests(&text));
-            prop_assert!(check::check(&discovery(SourceKind::Dockerfile, &pinned), &lock()).is_empty());
+            prop_assert!(check::check(&discovery(SourceKind::Dockerfile, &pinned), &lock(), None).is_empty());
         }
 
         #[test]
@@ -325,7 +356,7 @@ mod tests {
             let pinned = pin(SourceKind::Compose, &text);
             prop_assert_eq!(without_digests(&pinned), without_digests(&text));
             prop_assert_eq!(pin(SourceKind::Compose, &pinned), pinned.clone());
-            prop_assert!(check::check(&discovery(SourceKind::Compose, &pinned), &lock()).is_empty());
+            prop_assert!(check::check(&discovery(SourceKind::Compose, &pinned), &lock(), None).is_empty());
         }
     }
 
