@@ -381,6 +381,7 @@ mod tests {
                 "FROM alpine:3.20\nFROM python:3.12\n",
             ),
             &lock(),
+            None,
         );
         assert_eq!(plan.unlocked.len(), 1);
         assert_eq!(plan.unlocked[0].written, "alpine:3.20");
