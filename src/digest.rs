@@ -235,9 +235,8 @@ where
         let mismatch = std::sync::Arc::clone(&mismatch);
         async move {
             let mut hasher = hasher?;
-            let invalid = |message: String| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, message)
-            };
+            let invalid =
+                |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
             let check = |hasher: Hasher| {
                 let computed = hasher.finish();
                 if computed == expected {

@@ -316,13 +316,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .tempfile_in(dir)?;
     // Temporary files are private; the file they replace is not. Keep the old file's mode,
     // or make a new one readable by all, as committed files are.
-    let permissions = match std::fs::metadata(path) {
-        Ok(old) => old.permissions(),
-        Err(_) => {
+    let permissions = std::fs::metadata(path).map_or_else(
+        |_| {
             use std::os::unix::fs::PermissionsExt as _;
             std::fs::Permissions::from_mode(0o644)
-        }
-    };
+        },
+        |old| old.permissions(),
+    );
     file.as_file().set_permissions(permissions)?;
     file.write_all(bytes)?;
     file.as_file().sync_all()?;
