@@ -16,6 +16,14 @@ fn config_for(ctx: &TestContext, reference: &str) {
     );
 }
 
+/// A context whose config has one image, `team/app:1`, on a fake registry started with `config`.
+fn on_fake(config: FakeConfig) -> (FakeRegistry, TestContext) {
+    let fake = FakeRegistry::start(config);
+    let ctx = TestContext::new();
+    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
+    (fake, ctx)
+}
+
 fn locked_digest(ctx: &TestContext) -> String {
     let lock: toml::Table = toml::from_str(&ctx.read("aisupply.lock")).unwrap();
     lock["image"][0]["digest"].as_str().unwrap().to_owned()
@@ -24,12 +32,10 @@ fn locked_digest(ctx: &TestContext) -> String {
 #[test]
 fn a_missing_digest_header_is_replaced_by_hashing_the_manifest() {
     let manifest = FakeManifest::oci_image("team/app", "1", 1);
-    let fake = FakeRegistry::start(FakeConfig {
+    let (fake, ctx) = on_fake(FakeConfig {
         omit_digest_header: true,
         ..FakeConfig::serving([manifest.clone()])
     });
-    let ctx = TestContext::new();
-    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
 
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 0, "{out}");
@@ -71,12 +77,10 @@ fn content_that_does_not_match_the_pinned_digest_fails() {
 #[test]
 fn an_index_whose_bytes_do_not_match_its_digest_header_fails() {
     let manifests = FakeManifest::oci_index("team/app", "1", 3);
-    let fake = FakeRegistry::start(FakeConfig {
+    let (_fake, ctx) = on_fake(FakeConfig {
         corrupt_body: true,
         ..FakeConfig::serving(manifests)
     });
-    let ctx = TestContext::new();
-    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
 
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 2, "{out}");
@@ -87,12 +91,10 @@ fn an_index_whose_bytes_do_not_match_its_digest_header_fails() {
 #[test]
 fn a_bearer_challenge_is_answered_anonymously_without_credentials() {
     let manifest = FakeManifest::oci_image("team/app", "1", 4);
-    let fake = FakeRegistry::start(FakeConfig {
+    let (fake, ctx) = on_fake(FakeConfig {
         auth: FakeAuth::bearer(),
         ..FakeConfig::serving([manifest.clone()])
     });
-    let ctx = TestContext::new();
-    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
 
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 0, "{out}");
@@ -103,12 +105,10 @@ fn a_bearer_challenge_is_answered_anonymously_without_credentials() {
 #[test]
 fn docker_config_credentials_are_sent_to_the_token_service_and_never_shown() {
     let manifest = FakeManifest::oci_image("team/app", "1", 5);
-    let fake = FakeRegistry::start(FakeConfig {
+    let (fake, ctx) = on_fake(FakeConfig {
         auth: FakeAuth::bearer_with_login("robot", "s3cret-pass"),
         ..FakeConfig::serving([manifest.clone()])
     });
-    let ctx = TestContext::new();
-    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
 
     // Without credentials the registry refuses, and the hint says how to log in.
     let out = ctx.run(&["lock", "-v"]);
@@ -146,12 +146,10 @@ fn docker_config_credentials_are_sent_to_the_token_service_and_never_shown() {
 #[test]
 fn basic_auth_registries_get_basic_credentials() {
     let manifest = FakeManifest::oci_image("team/app", "1", 6);
-    let fake = FakeRegistry::start(FakeConfig {
+    let (fake, ctx) = on_fake(FakeConfig {
         auth: FakeAuth::basic("user", "pw"),
         ..FakeConfig::serving([manifest.clone()])
     });
-    let ctx = TestContext::new();
-    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
     std::fs::create_dir_all(ctx.docker_config()).unwrap();
     std::fs::write(
         ctx.docker_config().join("config.json"),
@@ -169,13 +167,11 @@ fn basic_auth_registries_get_basic_credentials() {
 #[test]
 fn throttled_and_unavailable_answers_are_retried() {
     let manifest = FakeManifest::oci_image("team/app", "1", 7);
-    let fake = FakeRegistry::start(FakeConfig {
+    let (fake, ctx) = on_fake(FakeConfig {
         rate_limited: 1,
         unavailable: 1,
         ..FakeConfig::serving([manifest.clone()])
     });
-    let ctx = TestContext::new();
-    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
 
     let started = std::time::Instant::now();
     let out = ctx.run(&["lock"]);
@@ -294,12 +290,10 @@ fn credential_helper(dir: &std::path::Path, name: &str, server: &str) {
 #[test]
 fn credential_helpers_and_stores_supply_credentials() {
     let manifest = FakeManifest::oci_image("team/app", "1", 9);
-    let fake = FakeRegistry::start(FakeConfig {
+    let (fake, ctx) = on_fake(FakeConfig {
         auth: FakeAuth::bearer_with_login("robot", "s3cret-pass"),
         ..FakeConfig::serving([manifest.clone()])
     });
-    let ctx = TestContext::new();
-    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
     let bin = ctx.home().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     credential_helper(&bin, "aisupplytest", fake.host());
@@ -389,12 +383,10 @@ fn lock_output_is_stable() {
 fn a_registry_without_content_type_still_gets_a_complete_lock() {
     let manifests = FakeManifest::oci_index("team/app", "1", 12);
     let index = manifests[0].clone();
-    let fake = FakeRegistry::start(FakeConfig {
+    let (_fake, ctx) = on_fake(FakeConfig {
         omit_content_type: true,
         ..FakeConfig::serving(manifests)
     });
-    let ctx = TestContext::new();
-    config_for(&ctx, &format!("{}/team/app:1", fake.host()));
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 0, "{out}");
     let text = ctx.read("aisupply.lock");
