@@ -77,6 +77,9 @@ pub struct Sources {
     pub compose: Option<Vec<String>>,
     /// Kubernetes manifest globs.
     pub kubernetes: Option<Vec<String>>,
+    /// Globs of files to leave out, whichever list matches them.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 /// `[scan]`: the policy applied to Trivy and Grype reports.
@@ -265,6 +268,15 @@ impl Config {
             })?),
             None => None,
         };
+        if let Some(sources) = &raw.sources {
+            for glob in &sources.exclude {
+                if let Err(source) = globset::Glob::new(glob) {
+                    let at = text.find(glob.as_str()).unwrap_or(0);
+                    let message = format!("`[sources]` `exclude` glob `{glob}` is invalid");
+                    return Err(invalid(at..at, message, Some(Box::new(source))));
+                }
+            }
+        }
 
         Ok(Self {
             path: path.to_owned(),

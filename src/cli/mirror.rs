@@ -7,9 +7,10 @@ use clap::Args;
 
 use aisupply::config::Config;
 use aisupply::lock::{LockFile, write_atomically};
+use aisupply::mirror::models::ModelReport;
 use aisupply::mirror::{self, ImageReport, Layout, Options, Store, Target};
 
-use super::{Format, Global, Outcome, print_result, registry_client};
+use super::{Format, Global, Outcome, models_mirror, print_result, registry_client};
 
 /// Arguments of `aisupply mirror`.
 #[derive(Debug, Args)]
@@ -31,6 +32,13 @@ pub struct MirrorArgs {
     /// Mirror only shard I of N (such as `2/4`), so that N jobs can fill one registry at once
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
+    /// Also mirror every locked model as a CNCF ModelPack artifact, built from the verified
+    /// files in the Hugging Face cache (pulled from the Hub first when missing)
+    #[arg(long)]
+    models: bool,
+    /// With `--models`: read the only locked model's files from DIR instead of the cache
+    #[arg(long, value_name = "DIR", requires = "models", conflicts_with = "from")]
+    local_dir: Option<PathBuf>,
 }
 
 pub async fn run(args: MirrorArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -88,14 +96,56 @@ pub async fn run(args: MirrorArgs, global: &Global) -> anyhow::Result<Outcome> {
     let reports =
         mirror::mirror_images(&lock, source, destination, &target, options, &bars).await?;
 
+    // Models only when asked: they are large, and many mirrors hold images alone.
+    let models = if args.models {
+        let from = match (&args.from, &from_layout) {
+            (Some(from), Some(layout)) => Some((Store::Layout(layout), from.parse::<Target>()?)),
+            _ => None,
+        };
+        models_mirror::mirror(
+            &lock,
+            args.local_dir,
+            from,
+            destination,
+            &target,
+            options,
+            &bars,
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    let models_skipped = if args.models { 0 } else { lock.models.len() };
+
     if let Some(map) = &args.map {
-        write_map(map, &target, &reports)?;
+        write_map(map, &target, &reports, &models)?;
     }
-    print_reports(global, &target, args.dry_run, &reports);
+    print_reports(global, &target, args.dry_run, &reports, &models);
+    print_models(global, args.dry_run, &models, models_skipped);
     Ok(Outcome::Success)
 }
 
-fn write_map(path: &Path, target: &Target, reports: &[ImageReport]) -> anyhow::Result<()> {
+fn print_models(global: &Global, dry_run: bool, models: &[ModelReport], skipped: usize) {
+    // In JSON, models are part of the document `print_reports` writes.
+    if global.format == Format::Text && !global.quiet {
+        print_result(&models_mirror::text(models, dry_run));
+    }
+    if skipped > 0 && !global.quiet {
+        let note = format!(
+            "note: {skipped} locked model{} not mirrored; add `--models` to mirror {}\n",
+            plural(skipped),
+            if skipped == 1 { "it" } else { "them" }
+        );
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+    }
+}
+
+fn write_map(
+    path: &Path,
+    target: &Target,
+    reports: &[ImageReport],
+    models: &[ModelReport],
+) -> anyhow::Result<()> {
     let images: Vec<serde_json::Value> = reports
         .iter()
         .map(|r| {
@@ -107,17 +157,39 @@ fn write_map(path: &Path, target: &Target, reports: &[ImageReport]) -> anyhow::R
             })
         })
         .collect();
-    let doc = serde_json::json!({ "target": target.to_string(), "images": images });
+    let models: Vec<serde_json::Value> = models
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "repo": m.repo,
+                "commit": m.commit,
+                "mirror": m.mirror,
+                "digest": m.digest,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "target": target.to_string(),
+        "images": images,
+        "models": models,
+    });
     write_atomically(path, format!("{doc:#}\n").as_bytes())
         .map_err(|e| anyhow::anyhow!(e).context(format!("cannot write `{}`", path.display())))
 }
 
-fn print_reports(global: &Global, target: &Target, dry_run: bool, reports: &[ImageReport]) {
+fn print_reports(
+    global: &Global,
+    target: &Target,
+    dry_run: bool,
+    reports: &[ImageReport],
+    models: &[ModelReport],
+) {
     if global.format == Format::Json {
         let doc = serde_json::json!({
             "target": target.to_string(),
             "dry_run": dry_run,
             "images": reports,
+            "models": models,
         });
         print_result(&format!("{doc:#}\n"));
         return;
@@ -162,7 +234,9 @@ fn print_reports(global: &Global, target: &Target, dry_run: bool, reports: &[Ima
     }
     let fresh = reports.iter().filter(|r| r.up_to_date).count();
     let sent: u64 = reports.iter().map(|r| r.bytes_copied).sum();
-    if fresh == reports.len() {
+    if reports.is_empty() && !models.is_empty() {
+        // A lock of models only: their summary follows.
+    } else if fresh == reports.len() {
         let _ = writeln!(
             out,
             "mirror {target}: nothing to copy, all {} image{} up to date",

@@ -6,6 +6,7 @@
 mod init;
 mod lock;
 mod mirror;
+mod models_mirror;
 mod pin;
 mod progress;
 mod pull;

@@ -41,6 +41,10 @@ pub struct PullArgs {
     /// Trust a file already on disk when its size matches, instead of re-hashing it
     #[arg(long)]
     trust_existing: bool,
+    /// Restore from a mirror written by `aisupply mirror --models` instead of the Hub: a
+    /// registry and prefix (`localhost:5000/mirror`) or a directory (`oci:./mirror`)
+    #[arg(long, value_name = "TARGET", conflicts_with_all = ["connections", "jobs", "trust_existing"])]
+    from: Option<String>,
 }
 
 pub async fn run(args: PullArgs, global: &Global) -> anyhow::Result<Outcome> {
@@ -61,6 +65,19 @@ pub async fn run(args: PullArgs, global: &Global) -> anyhow::Result<Outcome> {
         (None, Some(cache)) => Target::Cache(cache),
         (None, None) => Target::Cache(settings.cache.clone()),
     };
+
+    // From a mirror: the Hub is not contacted.
+    if let Some(from) = &args.from {
+        let bars = global.progress();
+        let report =
+            super::models_mirror::restore(&models, from, &global.config, &target, &bars).await?;
+        print_report(global, &target, &report);
+        return Ok(if report.mismatches.is_empty() {
+            Outcome::Success
+        } else {
+            Outcome::Failed
+        });
+    }
 
     // Download, verify, place.
     let client = hub::Client::new(settings, RetryPolicy::default())?;

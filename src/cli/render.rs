@@ -27,6 +27,8 @@ pub fn hint_for(error: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<aisupply::mirror::MirrorError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<aisupply::mirror::models::ModelError>() {
+            e.hint()
         } else if let Some(e) = e.downcast_ref::<HubError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<aisupply::pin::DiscoveryError>() {

@@ -120,6 +120,7 @@ fn print_report(global: &Global, lock: &LockFile, offline: bool, findings: &[Fin
             "passed": passed,
             "offline": offline,
             "images": lock.images.len(),
+            "models": lock.models.len(),
             "findings": findings,
         });
         print_result(&format!("{doc:#}\n"));
@@ -137,12 +138,15 @@ fn print_report(global: &Global, lock: &LockFile, offline: bool, findings: &[Fin
     } else {
         render::findings_text(findings)
     };
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let mut checked = plural(lock.images.len(), "image");
+    if !lock.models.is_empty() {
+        checked = format!("{checked} and {}", plural(lock.models.len(), "model"));
+    }
     let _ = writeln!(
         out,
-        "verify {}: {} image{} checked{}, {}",
+        "verify {}: {checked} checked{}, {}",
         if passed { "passed" } else { "failed" },
-        lock.images.len(),
-        if lock.images.len() == 1 { "" } else { "s" },
         if offline { " offline" } else { "" },
         render::counts(findings)
     );

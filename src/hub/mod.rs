@@ -20,6 +20,7 @@ pub mod check;
 pub mod client;
 mod download;
 pub mod env;
+pub mod from_mirror;
 pub mod layout;
 pub mod lock;
 pub mod path;

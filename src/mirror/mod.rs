@@ -10,6 +10,7 @@
 //! `.att`, `.sbom` tags) and OCI referrers travel with their image.
 
 pub mod layout;
+pub mod models;
 mod signatures;
 mod store;
 

@@ -122,6 +122,26 @@ pub struct Discovery {
     pub files: Vec<SourceFile>,
     /// Files that could not be read or understood, sorted by path.
     pub problems: Vec<SourceError>,
+    /// Files a glob matched but that are not read, such as Helm templates, sorted by path.
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// A file a `[sources]` glob matches that is left alone, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SkippedFile {
+    /// The file, as shown to the user.
+    pub path: PathBuf,
+    /// Why it is not read.
+    pub reason: String,
+}
+
+/// What reading one source file gives.
+#[derive(Debug)]
+pub enum Scanned {
+    /// The file and its references.
+    File(SourceFile),
+    /// The file is not one to read references from.
+    Skipped(SkippedFile),
 }
 
 impl Discovery {
@@ -219,7 +239,8 @@ impl SourceError {
 
     /// The exact step that fixes the problem.
     pub fn hint(&self) -> Option<String> {
-        let exclude = "or leave the file out of `[sources]` in aisupply.toml";
+        let exclude = "or leave the file out with `[sources]` `exclude = [\"<glob>\"]` in \
+                       aisupply.toml";
         Some(match self {
             Self::Read { .. } => return None,
             Self::NotUtf8 { .. } => format!("save the file as UTF-8, {exclude}"),
@@ -253,6 +274,14 @@ pub enum DiscoveryError {
         /// The path as given.
         path: PathBuf,
     },
+    /// The paths given on the command line select no source file.
+    #[error("no source file was selected by {}: {reason}", quoted(paths))]
+    NothingSelected {
+        /// The paths as given.
+        paths: Vec<PathBuf>,
+        /// Why, such as `.gitignore` or no `[sources]` glob matching.
+        reason: String,
+    },
     /// A file given on the command line is not a Dockerfile, compose file or manifest.
     #[error("cannot tell whether `{}` is a Dockerfile, a compose file or a Kubernetes manifest", path.display())]
     UnknownKind {
@@ -269,6 +298,11 @@ impl DiscoveryError {
                 Some("globs look like `**/Dockerfile` or `deploy/**/*.yaml`".into())
             }
             Self::MissingPath { .. } => None,
+            Self::NothingSelected { .. } => Some(
+                "give paths to Dockerfiles, compose files or manifests that `[sources]` in \
+                 aisupply.toml matches and `.gitignore` does not hide"
+                    .to_owned(),
+            ),
             Self::UnknownKind { .. } => Some(
                 "add the file to `dockerfiles`, `compose` or `kubernetes` under `[sources]` in \
                  aisupply.toml"
@@ -276,6 +310,11 @@ impl DiscoveryError {
             ),
         }
     }
+}
+
+fn quoted(paths: &[PathBuf]) -> String {
+    let quoted: Vec<String> = paths.iter().map(|p| format!("`{}`", p.display())).collect();
+    quoted.join(", ")
 }
 
 /// Values for `${VAR}` in compose files: the environment, which wins over `.env`.
@@ -294,11 +333,18 @@ pub fn discover(
 ) -> Result<Discovery, DiscoveryError> {
     let globs = SourceGlobs::new(sources)?;
     let candidates = walk::candidates(root, &globs, only)?;
+    if !only.is_empty() && candidates.is_empty() {
+        return Err(DiscoveryError::NothingSelected {
+            paths: only.to_owned(),
+            reason: walk::why_nothing(root, &globs, only),
+        });
+    }
 
     let mut discovery = Discovery::default();
     for result in walk::read_all(&candidates, env) {
         match result {
-            Ok(file) => discovery.files.push(file),
+            Ok(Scanned::File(file)) => discovery.files.push(file),
+            Ok(Scanned::Skipped(skipped)) => discovery.skipped.push(skipped),
             Err(problem) => discovery.problems.push(problem),
         }
     }
@@ -307,13 +353,13 @@ pub fn discover(
     Ok(discovery)
 }
 
-/// Read one file of `kind` and find its references.
+/// Read one file of `kind` and find its references; a Helm template is skipped.
 pub fn scan_file(
     path: &Path,
     disk_path: &Path,
     kind: SourceKind,
     env: &Environment,
-) -> Result<SourceFile, SourceError> {
+) -> Result<Scanned, SourceError> {
     let bytes = std::fs::read(disk_path).map_err(|source| SourceError::Read {
         path: path.to_owned(),
         source,
@@ -322,6 +368,12 @@ pub fn scan_file(
         path: path.to_owned(),
         line: line_of(e.as_bytes(), e.utf8_error().valid_up_to()),
     })?;
+    if kind == SourceKind::Kubernetes && kubernetes::is_template(&text) {
+        return Ok(Scanned::Skipped(SkippedFile {
+            path: path.to_owned(),
+            reason: kubernetes::TEMPLATE.to_owned(),
+        }));
+    }
     let references = match kind {
         SourceKind::Dockerfile => dockerfile::scan(path, &text)?,
         SourceKind::Compose => {
@@ -330,13 +382,13 @@ pub fn scan_file(
         }
         SourceKind::Kubernetes => kubernetes::scan(path, &text)?,
     };
-    Ok(SourceFile {
+    Ok(Scanned::File(SourceFile {
         path: path.to_owned(),
         disk_path: disk_path.to_owned(),
         kind,
         text,
         references,
-    })
+    }))
 }
 
 /// The 1-based line of byte `offset` in `bytes`.

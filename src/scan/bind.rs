@@ -4,7 +4,9 @@
 //! and `repoDigests`) is the top-level digest of a locked image or the manifest digest of one
 //! of its locked platforms. The image config digest (`ImageID`) is not in the lock, so it
 //! cannot bind. A report of the right repository at another digest is a scan of something
-//! else than what is deployed: a failing finding, not a pass.
+//! else than what is deployed: a failing finding, not a pass. So is a report that names a
+//! locked digest and also digests the lock does not have for that image: its digests contradict
+//! each other, so it proves nothing.
 
 use std::path::Path;
 
@@ -55,39 +57,48 @@ impl Binding {
     }
 }
 
-/// Bind `report` to a locked image; `target` names the image for reports without a digest and
-/// restricts binding to that image for the others.
+/// Bind `report` to a locked image. A report that names manifest digests is bound by them;
+/// `target` names the image only for a report that names none, and picks among several images
+/// that lock the same digest.
 pub fn bind(report: &Report, lock: &LockFile, target: Option<&str>) -> Result<Binding, ScanError> {
     let path = || report.path.clone();
     let digests = &report.subject.digests;
+    let target = target
+        .map(|name| {
+            lock.image(name).ok_or_else(|| ScanError::UnknownTarget {
+                name: name.to_owned(),
+                known: lock.images.iter().map(|i| i.name.clone()).collect(),
+            })
+        })
+        .transpose()?;
 
-    if let Some(name) = target {
-        let image = lock.image(name).ok_or_else(|| ScanError::UnknownTarget {
-            name: name.to_owned(),
-            known: lock.images.iter().map(|i| i.name.clone()).collect(),
-        })?;
-        if digests.is_empty() {
-            return Ok(Binding {
-                image: image.name.clone(),
-                digest: None,
-                platform: None,
-                status: BindingStatus::Unverified,
-            });
-        }
-        return Ok(matching(image, digests).unwrap_or_else(|| mismatch(image, digests)));
-    }
-
+    // No digest: only `--target`'s word says which image it is.
     if digests.is_empty() {
-        return Err(ScanError::NoImage {
-            path: path(),
-            what: unbound_subject(report),
+        let Some(image) = target else {
+            return Err(ScanError::NoImage {
+                path: path(),
+                what: unbound_subject(report),
+            });
+        };
+        return Ok(Binding {
+            image: image.name.clone(),
+            digest: None,
+            platform: None,
+            status: BindingStatus::Unverified,
         });
     }
-    let bound: Vec<Binding> = lock
+
+    // The digests name the image; `--target` only settles a digest that several images lock.
+    let mut bound: Vec<Binding> = lock
         .images
         .iter()
         .filter_map(|i| matching(i, digests))
         .collect();
+    if let Some(image) = target
+        && bound.len() > 1
+    {
+        bound.retain(|b| b.image == image.name);
+    }
     match bound.len() {
         1 => return Ok(bound.into_iter().next().expect("one binding")),
         0 => {}
@@ -113,6 +124,8 @@ pub fn bind(report: &Report, lock: &LockFile, target: Option<&str>) -> Result<Bi
         .collect();
     match same_repository[..] {
         [image] => Ok(mismatch(image, digests)),
+        // A bare digest that no image locks: `--target` says whose scan is out of date.
+        [] if let Some(image) = target => Ok(mismatch(image, digests)),
         [] => Err(ScanError::NotLocked {
             path: path(),
             found: describe(digests),
@@ -134,6 +147,27 @@ fn matching(image: &LockedImage, digests: &[SubjectDigest]) -> Option<Binding> {
         None if found(&image.digest) => (image.digest.clone(), None),
         None => return None,
     };
+
+    // One locked digest is not proof when the same report also names others: a report whose
+    // `userInput` says one digest and whose `manifestDigest` says another is about something
+    // else than the lock, or is not to be trusted at all.
+    let locked = |d: &Digest| &image.digest == d || image.manifests.iter().any(|m| &m.digest == d);
+    let mut contradicting: Vec<Digest> = Vec::new();
+    for d in digests {
+        if !locked(&d.digest) && !contradicting.contains(&d.digest) {
+            contradicting.push(d.digest.clone());
+        }
+    }
+    if !contradicting.is_empty() {
+        return Some(Binding {
+            image: image.name.clone(),
+            digest: None,
+            platform: None,
+            status: BindingStatus::Mismatch {
+                found: contradicting,
+            },
+        });
+    }
     Some(Binding {
         image: image.name.clone(),
         digest: Some(digest),

@@ -183,3 +183,45 @@ fn a_report_without_digest_needs_a_target_and_is_then_unverified() {
     let err = bind::bind(&report(&[]), &lock(), Some("web")).unwrap_err();
     assert!(matches!(err, ScanError::UnknownTarget { .. }), "{err:?}");
 }
+
+/// The test lock plus a second image, `web`, with one single-platform digest.
+fn two_images() -> LockFile {
+    let mut lock = lock();
+    lock.images.push(LockedImage {
+        name: "web".to_owned(),
+        reference: Reference::parse("registry.example/web:1").unwrap(),
+        digest: OTHER.parse().unwrap(),
+        media_type: "application/vnd.oci.image.manifest.v1+json".to_owned(),
+        platforms: None,
+        manifests: Vec::new(),
+    });
+    lock
+}
+
+#[test]
+fn target_does_not_rebind_a_report_that_names_a_locked_digest() {
+    let binding = bind::bind(&report(&[AMD64]), &two_images(), Some("web")).unwrap();
+    assert_eq!(binding.image, "app");
+    assert_eq!(binding.status, BindingStatus::Verified);
+    let binding = bind::bind(&report(&[]), &two_images(), Some("web")).unwrap();
+    assert_eq!(binding.image, "web");
+    assert_eq!(binding.status, BindingStatus::Unverified);
+}
+
+#[test]
+fn a_locked_digest_beside_unlocked_ones_in_one_report_is_a_mismatch() {
+    const THIRD: &str = "sha256:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+    let r = report(&[
+        &format!("registry.example/app@{THIRD}"),
+        &format!("registry.example/app@{AMD64}"),
+    ]);
+    let binding = bind::bind(&r, &lock(), None).unwrap();
+    assert_eq!(
+        binding.status,
+        BindingStatus::Mismatch {
+            found: vec![THIRD.parse().unwrap()]
+        }
+    );
+    let binding = bind::bind(&report(&[AMD64, INDEX]), &lock(), None).unwrap();
+    assert_eq!(binding.status, BindingStatus::Verified, "both are locked");
+}
