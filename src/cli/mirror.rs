@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use aisupply::config::Config;
 use aisupply::lock::{LockFile, write_atomically};
 use aisupply::mirror::models::ModelReport;
 use aisupply::mirror::{self, ImageReport, Layout, Options, Store, Target};
 
-use super::{Format, Global, Outcome, models_mirror, print_result, registry_client};
+use super::{Format, Global, Outcome, models_mirror, print_result, registry_client_for_lock};
 
 /// Arguments of `aisupply mirror`.
 #[derive(Debug, Args)]
@@ -50,17 +49,7 @@ pub async fn run(args: MirrorArgs, global: &Global) -> anyhow::Result<Outcome> {
     };
 
     // Registry settings (`insecure`) come from the config when there is one.
-    let config = match Config::load(&global.config) {
-        Ok(config) => Some(config),
-        Err(aisupply::config::ConfigError::Read { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let empty = Config::parse(Path::new(""), "").expect("an empty config is valid");
-    let client = registry_client(config.as_ref().unwrap_or(&empty))?;
+    let client = registry_client_for_lock(&global.config)?;
 
     // Source: the registries of the lock, or a layout.
     let from_layout = match &args.from {

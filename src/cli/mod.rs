@@ -190,6 +190,21 @@ fn registry_client(config: &Config) -> anyhow::Result<Client> {
     })?)
 }
 
+/// A registry client for commands that work from the lock alone (`mirror`, `pull --from`):
+/// registry settings come from the config at `config_path` when there is one.
+fn registry_client_for_lock(config_path: &Path) -> anyhow::Result<Client> {
+    match Config::load(config_path) {
+        Ok(config) => registry_client(&config),
+        Err(aisupply::config::ConfigError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            let empty = Config::parse(Path::new(""), "").expect("an empty config is valid");
+            registry_client(&empty)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `AISUPPLY_HTTP_TIMEOUT`: seconds one registry request may take.
 fn http_timeout() -> anyhow::Result<Option<std::time::Duration>> {
     let Some(value) = std::env::var_os("AISUPPLY_HTTP_TIMEOUT") else {

@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use aisupply::config::Config;
 use aisupply::hub::layout::Target as FilesAt;
 use aisupply::hub::pull::Report;
 use aisupply::hub::{HubError, Settings, from_mirror};
@@ -12,8 +11,6 @@ use aisupply::lock::{LockFile, LockedModel};
 use aisupply::mirror::models::{self, Files, ModelReport};
 use aisupply::mirror::{Layout, Options, Store, Target};
 use aisupply::progress::Reporter;
-
-use super::registry_client;
 
 /// `mirror --models`: every locked model (of the shard) into `destination`, from the mirror
 /// `from` (such as a layout carried across an air gap), else from the cache or from
@@ -112,17 +109,7 @@ pub async fn restore(
         Target::Layout(dir) => Some(Layout::open(dir)?),
         Target::Registry { .. } => None,
     };
-    let config = match Config::load(config_path) {
-        Ok(config) => Some(config),
-        Err(aisupply::config::ConfigError::Read { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let empty = Config::parse(Path::new(""), "").expect("an empty config is valid");
-    let client = registry_client(config.as_ref().unwrap_or(&empty))?;
+    let client = super::registry_client_for_lock(config_path)?;
     let source = layout
         .as_ref()
         .map_or(Store::Registry(&client), Store::Layout);

@@ -297,19 +297,7 @@ impl Layout {
                 source,
             })?
             .len();
-        let stream = futures_util::stream::unfold(Some(file), |file| async move {
-            let mut file = file?;
-            let mut buffer = vec![0u8; 256 * 1024];
-            match file.read(&mut buffer).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buffer.truncate(n);
-                    Some((Ok(Bytes::from(buffer)), Some(file)))
-                }
-                Err(e) => Some((Err(e), None)),
-            }
-        });
-        Ok((size, Box::pin(stream)))
+        Ok((size, file_chunks(file)))
     }
 
     /// Read blob `digest` whole (manifests and configs only) and verify it.
@@ -365,6 +353,23 @@ impl Layout {
             source,
         })
     }
+}
+
+/// A file's bytes as a stream of 256 KiB chunks, read as the consumer asks for them.
+pub fn file_chunks(file: tokio::fs::File) -> BlobStream {
+    let stream = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buffer = vec![0u8; 256 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok(Bytes::from(buffer)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    Box::pin(stream)
 }
 
 #[cfg(test)]

@@ -461,7 +461,6 @@ impl<'a> Source<'a> {
 
 /// A local file as a stream of 256 KiB chunks.
 async fn file_stream(path: &Path) -> Result<BlobStream, HubError> {
-    use tokio::io::AsyncReadExt as _;
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|source| HubError::Io {
@@ -469,19 +468,7 @@ async fn file_stream(path: &Path) -> Result<BlobStream, HubError> {
             path: PathBuf::from(path),
             source,
         })?;
-    let stream = futures_util::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buffer = vec![0u8; 256 * 1024];
-        match file.read(&mut buffer).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buffer.truncate(n);
-                Some((Ok(Bytes::from(buffer)), Some(file)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    });
-    Ok(Box::pin(stream))
+    Ok(super::layout::file_chunks(file))
 }
 
 #[cfg(test)]
