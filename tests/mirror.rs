@@ -716,3 +716,46 @@ fn pin_mirror_points_deployments_at_the_mirror() {
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("must be a registry"), "{out}");
 }
+
+#[test]
+fn referrers_listed_by_the_referrers_api_travel_and_get_a_fallback_index() {
+    let ctx = TestContext::new();
+    let origin = ctx.registry().host().to_owned();
+    let pushed = push_oci_image(&origin, "team/app", "1", 13);
+    let (sbom, index) = referrers_fallback_index(&pushed.digest);
+    push_image(&origin, "team/app", &sbom.manifest.digest, &sbom);
+    // The source speaks the referrers API (through the proxy); no fallback tag exists there.
+    let index_bytes: &'static [u8] = Box::leak(index.manifest.bytes.clone().into_boxed_slice());
+    let source = common::proxy::Proxy::start(
+        &origin,
+        common::proxy::ProxyConfig {
+            referrers: Some(index_bytes),
+            ..Default::default()
+        },
+    );
+    let host = source.host().to_owned();
+    ctx.write("aisupply.toml", image("app", &format!("{host}/team/app:1")));
+    assert_eq!(ctx.run(&["lock"]).code, 0);
+
+    let dest = Registry::start();
+    let out = ctx.run(&["mirror", "--to", &format!("{}/mirror", dest.host())]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("1 signature artifact"), "{out}");
+    assert!(
+        source.requests().iter().any(|r| r.contains("/referrers/")),
+        "the API was asked"
+    );
+
+    // The destination (CNCF distribution 2.8) has no referrers API: the artifact is there by
+    // digest, and the fallback index under `sha256-<hex>` lists it.
+    let repo = mirrored(&host, "team/app");
+    assert_eq!(
+        skopeo_raw_digest(dest.host(), &format!("{repo}@{}", sbom.manifest.digest)),
+        sbom.manifest.digest
+    );
+    let fallback = raw_manifest(
+        dest.host(),
+        &format!("{repo}:{}", pushed.digest.replace(':', "-")),
+    );
+    assert!(fallback.contains(&sbom.manifest.digest), "{fallback}");
+}

@@ -21,6 +21,9 @@ pub struct ProxyConfig {
     pub refuse_mounts: bool,
     /// Add `OCI-Chunk-Min-Length` to upload sessions, asking for chunked uploads.
     pub chunk_min_length: Option<usize>,
+    /// Answer the referrers API (`GET /v2/<name>/referrers/<digest>`) with this OCI index, as
+    /// OCI 1.1 registries do (the registry behind has no such API).
+    pub referrers: Option<&'static [u8]>,
 }
 
 /// A proxy on `127.0.0.1`, served from a background thread until dropped.
@@ -118,6 +121,13 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
         parts.uri.query().unwrap_or_default()
     ));
 
+    if let (Some(index), true) = (shared.config.referrers, path.contains("/referrers/")) {
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/vnd.oci.image.index.v1+json")
+            .body(Body::from(index))
+            .expect("a response");
+    }
     let url = format!("http://{}{path}?{query}", shared.upstream);
     let mut upstream = shared.client.request(parts.method.clone(), url);
     for (name, value) in &parts.headers {
