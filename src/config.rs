@@ -55,8 +55,8 @@ pub struct ModelSpec {
     /// A branch, tag, `refs/pr/N` or 40-hex commit.
     #[serde(default = "default_revision")]
     pub revision: String,
-    /// Globs of files to lock; empty means every file.
-    #[serde(default)]
+    /// Globs of files to lock; absent means every file (`include = []` is refused).
+    #[serde(default, deserialize_with = "non_empty_include")]
     pub include: Vec<String>,
     /// Globs of files to leave out.
     #[serde(default)]
@@ -65,6 +65,18 @@ pub struct ModelSpec {
 
 fn default_revision() -> String {
     "main".to_owned()
+}
+
+/// `include = []` would lock nothing (as `allow_patterns=[]` downloads nothing in
+/// `huggingface_hub`), which is never what was meant: refused, with the fix.
+fn non_empty_include<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let globs = Vec::<String>::deserialize(d)?;
+    if globs.is_empty() {
+        return Err(serde::de::Error::custom(
+            "`include = []` selects no file; remove `include` to lock every file",
+        ));
+    }
+    Ok(globs)
 }
 
 /// `[sources]`: globs of files whose image references must be pinned.

@@ -83,7 +83,7 @@ impl Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     /// `--update` named an entry the config does not have.
-    #[error("`--update {name}` names no image of `{}`", config.display())]
+    #[error("`--update {name}` names no image or model of `{}`", config.display())]
     UnknownName {
         /// The name given.
         name: String,
@@ -122,7 +122,11 @@ impl ResolveError {
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::UnknownName { .. } => {
-                Some("use the `name` of an `[[image]]` entry (or its repository path)".to_owned())
+                Some(
+                    "use the `name` of an `[[image]]` entry (or its repository path), or the \
+                     `repo` of a `[[model]]` entry"
+                        .to_owned(),
+                )
             }
             Self::Registry { source, .. } => source.hint(),
             Self::Platforms { .. } => Some(

@@ -421,3 +421,89 @@ fn offline_mode_refuses_to_lock_a_model() {
     assert!(out.stderr.contains("`HF_HUB_OFFLINE` is set"), "{out}");
     assert!(hub.requests().is_empty());
 }
+
+#[test]
+fn credentials_in_hf_endpoint_never_show_in_messages() {
+    let hub = HubStandIn::minilm();
+    let ctx = TestContext::new();
+    ctx.write("aisupply.toml", config("org/missing", ""));
+    let endpoint = hub.url().replace("http://", "http://user:s3cr3t-pass@");
+
+    let out = ctx.run_with_env(&["lock", "-v"], &[("HF_ENDPOINT", &endpoint)]);
+
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains("was not found on `http://***@"),
+        "{out}"
+    );
+    assert!(
+        !out.stderr.contains("s3cr3t") && !out.stdout.contains("s3cr3t"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_token_with_a_control_character_names_hf_token_not_builder_error() {
+    let hub = HubStandIn::minilm();
+    let ctx = TestContext::new();
+    ctx.write("aisupply.toml", config(MINILM, "include = [\"*.json\"]\n"));
+
+    let out = ctx.run_with_env(
+        &["lock"],
+        &[("HF_ENDPOINT", &hub.url()), ("HF_TOKEN", "hf_ab\u{1}cdef")],
+    );
+
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr
+            .contains("error: the Hub token from `HF_TOKEN` holds a control"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("hint: set the token again"), "{out}");
+    assert!(!out.stderr.contains("builder error"), "{out}");
+    assert!(!out.stderr.contains("cdef"), "{out}");
+    assert!(hub.requests().is_empty());
+}
+
+#[test]
+fn verbose_lock_logs_requests_token_source_and_commit_but_no_token() {
+    let hub = HubStandIn::minilm();
+    let ctx = TestContext::new();
+    ctx.write("aisupply.toml", config(MINILM, "include = [\"*.json\"]\n"));
+
+    let out = ctx.run_with_env(
+        &["lock", "-v"],
+        &[("HF_ENDPOINT", &hub.url()), ("HF_TOKEN", hub::TOKEN)],
+    );
+
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("token_source=\"env\""), "{out}");
+    assert!(out.stderr.contains("method=GET"), "{out}");
+    assert!(out.stderr.contains("status=200"), "{out}");
+    assert!(
+        out.stderr
+            .contains(&format!("commit={}", hub.repo(MINILM).main())),
+        "{out}"
+    );
+    assert!(!out.stderr.contains(hub::TOKEN), "{out}");
+}
+
+#[test]
+fn a_refused_token_from_the_token_file_is_named_as_such() {
+    let hub = HubStandIn::minilm();
+    hub.update_repo(MINILM, |repo| repo.gated = true);
+    let ctx = TestContext::new();
+    ctx.write("aisupply.toml", config(MINILM, "include = [\"*.json\"]\n"));
+    let token_file = ctx.home().join(".cache/huggingface/token");
+    std::fs::create_dir_all(token_file.parent().expect("a parent")).expect("HF_HOME");
+    std::fs::write(&token_file, "hf_not_the_right_one\n").expect("write the token");
+
+    let out = run(&ctx, &hub, &["lock"]);
+
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains("owns the token from the token file"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("owns `HF_TOKEN`"), "{out}");
+}

@@ -634,3 +634,155 @@ fn verify_rehashes_model_files_on_disk() {
         "{tampered}"
     );
 }
+
+#[test]
+fn concurrent_pulls_into_one_cache_place_an_uncorrupted_blob() {
+    let hub = HubStandIn::minilm();
+    let ctx = locked(&hub);
+    hub.set_faults(Faults {
+        bandwidth: Some(24 * 1024 * 1024),
+        ..Faults::default()
+    });
+
+    // Two pulls at once share the cache, and so the partial file of the weights.
+    let start = || {
+        ctx.command(&["pull", "-v"])
+            .env("HF_ENDPOINT", hub.url())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start aisupply pull")
+    };
+    let first = start();
+    std::thread::sleep(Duration::from_millis(300));
+    let second = start();
+    let first = first.wait_with_output().expect("first pull");
+    let second = second.wait_with_output().expect("second pull");
+
+    for out in [&first, &second] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let weights = hub.repo(MINILM).file(WEIGHTS).clone();
+    let blob = model_cache(&ctx).join("blobs").join(&weights.sha256);
+    assert_eq!(
+        std::fs::metadata(&blob).expect("the blob").len(),
+        weights.size
+    );
+    assert!(
+        std::fs::read(&blob).expect("read") == weights.bytes(),
+        "the placed blob is not the locked file"
+    );
+    assert!(
+        tree(&model_cache(&ctx).join(".aisupply-partial")).is_empty(),
+        "no partial file is left"
+    );
+}
+
+#[test]
+fn a_corrupted_blob_is_removed_not_only_unlinked() {
+    let hub = HubStandIn::minilm();
+    let ctx = locked(&hub);
+    assert_eq!(run(&ctx, &hub, &["pull"]).code, 0);
+    let blob = model_cache(&ctx)
+        .join("blobs")
+        .join(&hub.repo(MINILM).file(WEIGHTS).sha256);
+    flip_a_byte(&blob);
+    let offline = [
+        ("HF_ENDPOINT", hub.url()),
+        ("HF_HUB_OFFLINE", "1".to_owned()),
+    ];
+    let offline: Vec<(&str, &str)> = offline.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    // Offline, the corrupt copy is found and cannot be replaced: it must not stay behind.
+    let out = ctx.run_with_env(&["pull"], &offline);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(!blob.exists(), "the corrupt blob is still there: {out}");
+    assert!(
+        out.stderr.contains("does not match the lockfile; removed"),
+        "{out}"
+    );
+
+    // So a pull that trusts sizes has nothing to link back.
+    let trusted = ctx.run_with_env(&["pull", "--trust-existing"], &offline);
+    assert_eq!(trusted.code, 2, "{trusted}");
+    assert!(!snapshot(&ctx, &hub).join(WEIGHTS).exists());
+}
+
+/// A pull of a complete cache rewrites nothing, so it works on a read-only cache. (Tests may run
+/// as root, who can write anyway: the files must keep their inodes.)
+#[test]
+fn a_complete_cache_is_pulled_without_writing_refs_or_links() {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let hub = HubStandIn::minilm();
+    let ctx = locked(&hub);
+    assert_eq!(run(&ctx, &hub, &["pull"]).code, 0);
+    let cache = model_cache(&ctx);
+    let inode = |p: &Path| std::fs::symlink_metadata(p).expect("inode").ino();
+    let refs = cache.join("refs/main");
+    let link = snapshot(&ctx, &hub).join(WEIGHTS);
+    let before = (inode(&refs), inode(&link));
+
+    set_read_only(&cache, true);
+    let out = ctx.run_with_env(
+        &["pull"],
+        &[("HF_ENDPOINT", &hub.url()), ("HF_HUB_OFFLINE", "1")],
+    );
+    set_read_only(&cache, false);
+
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        (inode(&refs), inode(&link)),
+        before,
+        "the cache was rewritten"
+    );
+}
+
+/// Take write permission from (or give it back to) `dir` and everything below it.
+fn set_read_only(dir: &Path, read_only: bool) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        return;
+    };
+    if meta.file_type().is_symlink() {
+        return;
+    }
+    if meta.is_dir() && !read_only {
+        let mode = meta.permissions().mode() | 0o200;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode));
+    }
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+            set_read_only(&entry.path(), read_only);
+        }
+    }
+    let mode = if read_only {
+        meta.permissions().mode() & !0o222
+    } else {
+        meta.permissions().mode() | 0o200
+    };
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode));
+}
+
+#[test]
+fn verify_refuses_a_lockfile_path_that_escapes_the_cache() {
+    let hub = HubStandIn::minilm();
+    let ctx = locked(&hub);
+    let lock = ctx
+        .read("aisupply.lock")
+        .replace("path = \"config.json\"", "path = \"../../../../pwned.md\"");
+    ctx.write("aisupply.lock", lock);
+
+    let out = run(&ctx, &hub, &["verify", "--offline"]);
+
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr
+            .contains("names a file `../../../../pwned.md` that aisupply refuses"),
+        "{out}"
+    );
+}

@@ -322,6 +322,213 @@ fn pin_json_lists_changes_and_the_diff() {
     );
 }
 
+// Layouts the default globs meet in real repositories.
+
+/// A Helm chart under `deploy/`: its templates, its values and a rendered ConfigMap beside it.
+fn write_helm_chart(ctx: &TestContext) {
+    ctx.write(
+        "deploy/chart/Chart.yaml",
+        "apiVersion: v2\nname: app\nversion: 0.1.0\n",
+    );
+    ctx.write(
+        "deploy/chart/values.yaml",
+        "image: {repository: app, tag: 1.0}\nsidecar: {image: reg/library/busybox}\n",
+    );
+    ctx.write(
+        "deploy/chart/templates/deployment.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n\
+         \x20       - image: busybox:1.36\n          {{- with .Values.resources }}\n\
+         \x20         resources: {{ toYaml . | nindent 12 }}\n          {{- end }}\n",
+    );
+    ctx.write(
+        "deploy/chart/templates/service.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: app\n",
+    );
+}
+
+#[test]
+fn helm_templates_and_values_are_skipped_with_a_note_not_an_error() {
+    let (ctx, _) = locked_corpus();
+    write_helm_chart(&ctx);
+
+    let out = ctx.run(&["pin"]);
+    assert_eq!(out.code, 0, "{out}");
+    for file in ["deployment.yaml", "service.yaml"] {
+        let note = format!("note: skipped `deploy/chart/templates/{file}`: it is a Helm template");
+        assert!(out.stderr.contains(&note), "{out}");
+    }
+    assert!(
+        out.stderr
+            .contains("note: skipped `deploy/chart/values.yaml`: it holds a Helm chart's values"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("deploy/chart"), "{out}");
+
+    let out = ctx.run(&["verify", "--offline"]);
+    assert_eq!(out.code, 1, "only the corpus's own findings: {out}");
+    assert!(!out.stdout.contains("deploy/chart"), "{out}");
+    assert!(!out.stdout.contains("unreadable-source"), "{out}");
+
+    let out = ctx.run(&["init", "--stdout"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(!out.stdout.contains("reg/library/busybox"), "{out}");
+}
+
+#[test]
+fn a_template_action_outside_a_chart_skips_the_file_with_a_note() {
+    let (ctx, _) = locked_corpus();
+    ctx.write(
+        "k8s/job.yaml",
+        "kind: Job\nspec:\n  template:\n    spec:\n      containers:\n\
+         \x20       - image: {{ .Values.image }}\n",
+    );
+    let out = ctx.run(&["pin", "k8s"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stderr
+            .contains("note: skipped `k8s/job.yaml`: it is a Helm template"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_non_image_value_in_a_configmap_does_not_hide_the_pods_image() {
+    let (ctx, _) = locked_corpus();
+    ctx.write(
+        "k8s/app.yaml",
+        "kind: ConfigMap\nmetadata: {name: cfg}\ndata: {image: \"My Base Image\"}\n---\n\
+         kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - image: busybox:1.36\n",
+    );
+    let out = ctx.run(&["verify", "--offline"]);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(!out.stdout.contains("unreadable-source"), "{out}");
+    assert!(out.stdout.contains("  --> k8s/app.yaml:9\n"), "{out}");
+
+    // A container's image must still be a valid reference.
+    ctx.write(
+        "k8s/app.yaml",
+        "kind: Pod\nspec:\n  initContainers:\n    - image: \"My Base Image\"\n",
+    );
+    let out = ctx.run(&["verify", "--offline"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stdout.contains("`k8s/app.yaml` line 4"), "{out}");
+}
+
+#[test]
+fn sources_exclude_leaves_a_file_out_and_hints_name_it() {
+    let (ctx, _) = locked_corpus();
+    ctx.write("deploy/broken.yaml", "kind: Pod\nspec: [\n");
+    let out = ctx.run(&["pin"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr
+            .contains("`exclude = [\"<glob>\"]` under `[sources]`"),
+        "{out}"
+    );
+
+    let config = ctx.read("aisupply.toml");
+    let config = config.replacen(
+        "[sources]\n",
+        "[sources]\nexclude = [\"deploy/broken.yaml\"]\n",
+        1,
+    );
+    assert!(
+        config.contains("exclude"),
+        "the golden config has `[sources]`"
+    );
+    ctx.write("aisupply.toml", &config);
+    let out = ctx.run(&["pin"]);
+    assert_eq!(out.code, 0, "{out}");
+
+    ctx.write(
+        "aisupply.toml",
+        config.replace("deploy/broken.yaml", "deploy/[x"),
+    );
+    let out = ctx.run(&["pin"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains("`exclude` glob `deploy/[x` is invalid"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_dockerignore_next_to_a_dockerfile_is_not_read_as_one() {
+    let (ctx, _) = locked_corpus();
+    // Read as a Dockerfile, the trailing `\` would be a continuation the file never finishes.
+    ctx.write(
+        "svc/Dockerfile.dockerignore",
+        "node_modules\n*.log\nbuild\\\n",
+    );
+    ctx.write("svc/api.Dockerfile.dockerignore", "from\n");
+    let out = ctx.run(&["init", "--stdout"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(!out.stdout.contains("dockerignore"), "{out}");
+    assert!(!out.stderr.contains("dockerignore"), "{out}");
+}
+
+#[test]
+fn an_anchored_image_is_pinned_at_its_anchor_and_proposed_once() {
+    let (ctx, _) = locked_corpus();
+    ctx.write(
+        "k8s/anchors.yaml",
+        "kind: Pod\nspec:\n  containers:\n    - image: &busy busybox:1.36  # anchor\n  \
+         initContainers:\n    - image: *busy\n    - image: >-\n        busybox:1.36\n",
+    );
+    let out = ctx.run(&["init", "--format", "json", "--stdout"]);
+    assert_eq!(out.code, 0, "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let busybox = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "busybox")
+        .unwrap();
+    let places: Vec<&str> = busybox["found_at"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .filter(|p| p.starts_with("k8s/"))
+        .collect();
+    assert_eq!(places, ["k8s/anchors.yaml:4", "k8s/anchors.yaml:8"]);
+
+    let out = ctx.run(&["pin", "--write", "k8s"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(!out.stderr.contains("cannot pin"), "{out}");
+    let digest = fake_digest("busybox");
+    assert_eq!(
+        ctx.read("k8s/anchors.yaml"),
+        format!(
+            "kind: Pod\nspec:\n  containers:\n    \
+             - image: &busy busybox:1.36@{digest}  # anchor\n  \
+             initContainers:\n    - image: *busy\n    - image: >-\n        busybox:1.36@{digest}\n"
+        )
+    );
+}
+
+#[test]
+fn paths_that_select_no_file_are_an_error_not_a_clean_pin() {
+    let (ctx, _) = locked_corpus();
+    let out = ctx.run(&["pin", "build"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr
+            .contains("error: no source file was selected by `build`: `.gitignore` hides"),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("every reference is pinned"), "{out}");
+
+    ctx.write("ops/notes.txt", "FROM x\n");
+    let out = ctx.run(&["pin", "ops"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr
+            .contains("no file there matches a `[sources]` glob"),
+        "{out}"
+    );
+}
+
 // Bad input: each gets one message with file, line and fix; the other files are still read.
 
 #[test]

@@ -251,10 +251,15 @@ fn sarif_output_has_one_rule_per_vulnerability_with_levels_and_config_locations(
     assert_eq!(musl["properties"]["security-severity"], "9.5");
 
     let results = run["results"].as_array().unwrap();
+    let below = doc_below_threshold(&ctx);
     assert_eq!(
         results.len(),
-        9,
-        "2 musl packages, busybox, 6 Grype findings"
+        9 - below,
+        "2 musl packages, busybox, 6 Grype findings, less those below `fail-on`"
+    );
+    assert_eq!(
+        run["properties"]["aisupply-omitted"]["below-threshold"],
+        below
     );
     for result in results {
         let index = usize::try_from(result["ruleIndex"].as_u64().unwrap()).unwrap();
@@ -279,6 +284,52 @@ fn sarif_output_has_one_rule_per_vulnerability_with_levels_and_config_locations(
         .find(|r| r["ruleId"] == "CVE-2023-4039")
         .unwrap();
     assert_eq!(ignored["suppressions"][0]["kind"], "external");
+}
+
+/// How many findings of the SARIF test's reports are below the policy's `fail-on`.
+fn doc_below_threshold(ctx: &TestContext) -> usize {
+    let output = ctx.run(&[
+        "scan",
+        "--format",
+        "json",
+        "--report",
+        "reports/trivy.sarif",
+        "reports/grype-v6.json",
+    ]);
+    let below = &json(&output)["counts"]["below-threshold"];
+    usize::try_from(below.as_u64().unwrap()).unwrap()
+}
+
+#[test]
+fn sarif_leaves_out_findings_below_the_threshold_and_says_so() {
+    let ctx = project("");
+    let config = ctx
+        .read("aisupply.toml")
+        .replace("fail-on = \"high\"", "fail-on = \"critical\"");
+    ctx.write("aisupply.toml", config);
+    let output = ctx.run(&[
+        "scan",
+        "--format",
+        "sarif",
+        "--report",
+        "reports/grype-v6.json",
+    ]);
+    let doc = json(&output);
+    let run = &doc["runs"][0];
+    let below = run["properties"]["aisupply-omitted"]["below-threshold"]
+        .as_u64()
+        .unwrap();
+    assert!(below > 0, "the fixture has findings below `high`: {doc:#}");
+    let note = run["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"]
+        .as_str()
+        .unwrap();
+    assert!(note.contains("below `fail-on = \"critical\"`"), "{note}");
+    for result in run["results"].as_array().unwrap() {
+        assert!(
+            result["level"] == "error" || result["suppressions"].is_array(),
+            "only failing or set-aside findings: {result}"
+        );
+    }
 }
 
 #[test]
@@ -373,6 +424,64 @@ fn a_target_that_is_not_locked_is_an_error_listing_the_locked_images() {
         output.stderr.contains("locked images: `app`, `debian`"),
         "{output}"
     );
+}
+
+#[test]
+fn target_binds_only_reports_that_name_no_digest_in_scan_and_verify() {
+    let ctx = project("");
+    let reports = [
+        "reports/grype-v5.json",
+        "reports/grype-empty-directory.json",
+    ];
+    let mut args = vec!["scan", "--format", "json", "--report"];
+    args.extend(reports);
+    args.extend(["--target", "app"]);
+    let output = ctx.run(&args);
+    assert_eq!(output.code, 0, "{output}");
+    let doc = json(&output);
+    let bindings: Vec<(&str, &str)> = doc["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["binding"]["image"].as_str().unwrap(),
+                r["binding"]["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        bindings,
+        [("debian", "verified"), ("app", "unverified")],
+        "the debian report is bound by its digest, not by `--target app`"
+    );
+
+    let mut args = vec!["verify", "--offline", "--report"];
+    args.extend(reports);
+    args.extend(["--target", "app"]);
+    let output = ctx.run(&args);
+    assert_eq!(output.code, 0, "{output}");
+    assert!(!output.stdout.contains("scan-digest-mismatch"), "{output}");
+}
+
+#[test]
+fn a_grype_report_whose_digests_contradict_each_other_is_a_mismatch() {
+    let ctx = project("");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&ctx.read("reports/grype-v6.json")).unwrap();
+    let target = &mut doc["source"]["target"];
+    target["userInput"] = format!("registry.example/team/app@{APP_AMD64}").into();
+    target["manifestDigest"] = UNLOCKED.into();
+    target["repoDigests"] = serde_json::json!([format!("registry.example/team/app@{UNLOCKED}")]);
+    ctx.write("reports/contradicting.json", doc.to_string());
+    let output = ctx.run(&["scan", "--report", "reports/contradicting.json"]);
+    assert_eq!(output.code, 1, "{output}");
+    assert!(
+        output.stdout.contains("error[scan-digest-mismatch]"),
+        "{output}"
+    );
+    assert!(output.stdout.contains(UNLOCKED), "{output}");
+    assert!(!output.stdout.contains("verified"), "{output}");
 }
 
 // --- Bad input ---
@@ -532,8 +641,135 @@ fn verify_sarif_output_carries_the_findings() {
     ]);
     assert_eq!(output.code, 1, "{output}");
     let doc = json(&output);
-    assert_eq!(doc["runs"][0]["results"][0]["ruleId"], "vulnerability");
     assert_eq!(doc["runs"][0]["results"][0]["level"], "error");
+}
+
+#[test]
+fn verify_sarif_renders_scan_findings_as_scan_does_one_rule_per_vulnerability() {
+    let ctx = project("");
+    let mut args = vec!["--format", "sarif", "--report", "reports/grype-v6.json"];
+    let scan = json(&ctx.run(&[&["scan"][..], &args].concat()));
+    args.insert(0, "--offline");
+    let output = ctx.run(&[&["verify"][..], &args].concat());
+    assert_eq!(output.code, 1, "{output}");
+    let verify = json(&output);
+    let rules = |doc: &serde_json::Value| doc["runs"][0]["tool"]["driver"]["rules"].clone();
+    let results = |doc: &serde_json::Value| doc["runs"][0]["results"].clone();
+    assert_eq!(rules(&verify), rules(&scan));
+    assert_eq!(results(&verify), results(&scan));
+    let rules = rules(&verify);
+    assert!(
+        rules
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"] != "vulnerability")
+    );
+    let result = &results(&verify)[0];
+    assert!(
+        result["partialFingerprints"]["aisupplyFinding/v1"].is_string(),
+        "{result}"
+    );
+    let index = usize::try_from(result["ruleIndex"].as_u64().unwrap()).unwrap();
+    assert!(rules[index]["properties"]["security-severity"].is_string());
+
+    // Its other findings keep their codes.
+    let report = ctx
+        .read("reports/grype-v6.json")
+        .replace(APP_AMD64, UNLOCKED);
+    ctx.write("reports/stale.json", report);
+    let output = ctx.run(&[
+        "verify",
+        "--offline",
+        "--format",
+        "sarif",
+        "--report",
+        "reports/stale.json",
+    ]);
+    let ids: Vec<String> = json(&output)["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ruleId"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.iter().any(|id| id == "scan-digest-mismatch"), "{ids:?}");
+    assert!(ids.iter().all(|id| id != "vulnerability"), "{ids:?}");
+
+    let output = ctx.run(&[
+        "verify",
+        "--offline",
+        "--format",
+        "github",
+        "--report",
+        "reports/grype-v6.json",
+    ]);
+    assert!(
+        output.stdout.contains("title=critical CVE-2024-5535 in"),
+        "{output}"
+    );
+    assert!(!output.stdout.contains("title=vulnerability"), "{output}");
+}
+
+#[test]
+fn errors_are_also_a_github_annotation_with_format_github() {
+    let ctx = project("");
+    let output = ctx.run(&[
+        "scan",
+        "--format",
+        "github",
+        "--report",
+        "reports/missing.json",
+    ]);
+    assert_eq!(output.code, 2, "{output}");
+    assert!(
+        output.stderr.contains("error: cannot read report"),
+        "{output}"
+    );
+    assert!(
+        output
+            .stdout
+            .starts_with("::error title=aisupply::cannot read report"),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_report_with_a_utf8_bom_is_read() {
+    let ctx = project("");
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend(ctx.read("reports/grype-v6.json").into_bytes());
+    ctx.write("reports/bom.json", bytes);
+    let output = ctx.run(&["scan", "--report", "reports/bom.json"]);
+    assert_eq!(output.code, 1, "read, and its findings judged: {output}");
+    assert!(output.stdout.contains("CVE-2024-5535"), "{output}");
+}
+
+#[test]
+fn findings_without_a_fix_list_fixed_versions_as_an_empty_array() {
+    let ctx = project("");
+    let output = ctx.run(&[
+        "scan",
+        "--format",
+        "json",
+        "--report",
+        "reports/grype.sarif",
+        "--target",
+        "app",
+    ]);
+    let doc = json(&output);
+    let findings = doc["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{output}"));
+    assert!(
+        findings.iter().all(|f| f["fixed_versions"].is_array()),
+        "{doc:#}"
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["fixed_versions"] == serde_json::json!([])),
+        "the fixture has a finding without a fix: {doc:#}"
+    );
 }
 
 // --- scan --run, with fake scanners on PATH ---
@@ -634,6 +870,77 @@ fn run_scans_every_locked_platform_digest_with_both_tools() {
     for report in doc["reports"].as_array().unwrap() {
         assert_eq!(report["binding"]["status"], "verified", "{report}");
     }
+}
+
+/// A fake `trivy` that, like the real one, drops what `.trivyignore` in its working directory
+/// (or the `--ignorefile` it is given) lists, and logs its working directory.
+const FAKE_TRIVY_IGNORING: &str = r#"#!/bin/sh
+echo "trivy cwd=$PWD" >> "$FAKE_LOG"
+prev=""; out=""; ignore=".trivyignore"
+for a in "$@"; do
+  [ "$prev" = "--output" ] && out="$a"
+  [ "$prev" = "--ignorefile" ] && ignore="$a"
+  prev="$a"; ref="$a"
+done
+vulns='[{"VulnerabilityID": "CVE-2024-5535", "PkgName": "libssl3", "InstalledVersion": "3.0.14",
+  "FixedVersion": "3.0.15", "Status": "fixed", "Severity": "CRITICAL"}]'
+grep -q CVE-2024-5535 "$ignore" 2>/dev/null && vulns='[]'
+cat > "$out" <<EOF
+{"SchemaVersion": 2, "ArtifactName": "$ref", "ArtifactType": "container_image",
+ "Metadata": {"RepoDigests": ["$ref"]}, "Results": [{"Type": "debian", "Vulnerabilities": $vulns}]}
+EOF
+"#;
+
+/// A fake `grype` that drops what `.grype.yaml` (or the `--config` it is given) ignores.
+const FAKE_GRYPE_IGNORING: &str = r#"#!/bin/sh
+echo "grype cwd=$PWD" >> "$FAKE_LOG"
+prev=""; out=""; config=".grype.yaml"
+for a in "$@"; do
+  [ "$prev" = "--file" ] && out="$a"
+  { [ "$prev" = "--config" ] || [ "$prev" = "-c" ]; } && config="$a"
+  prev="$a"; ref="${a#registry:}"
+done
+matches='[{"vulnerability": {"id": "CVE-2024-5535", "severity": "Critical",
+  "fix": {"versions": ["3.0.15"], "state": "fixed"}},
+  "artifact": {"name": "libssl3", "version": "3.0.14", "type": "deb"}}]'
+grep -q CVE-2024-5535 "$config" 2>/dev/null && matches='[]'
+cat > "$out" <<EOF
+{"matches": $matches,
+ "source": {"type": "image", "target": {"userInput": "$ref", "manifestDigest": "${ref#*@}"}}}
+EOF
+"#;
+
+#[test]
+fn run_ignores_the_repositorys_own_scanner_config_and_ignore_files() {
+    let ctx = project("");
+    ctx.write(".trivyignore", "CVE-2024-5535\n");
+    ctx.write("trivy.yaml", "ignorefile: .trivyignore\n");
+    ctx.write(".grype.yaml", "ignore:\n  - vulnerability: CVE-2024-5535\n");
+    let path = fake_tools(
+        &ctx,
+        &[
+            ("trivy", FAKE_TRIVY_IGNORING),
+            ("grype", FAKE_GRYPE_IGNORING),
+        ],
+    );
+    let log = ctx.path().join("calls.log");
+    let output = ctx.run_with_env(
+        &["scan", "--run", "--format", "json"],
+        &[("PATH", &path), ("FAKE_LOG", log.to_str().unwrap())],
+    );
+    assert_eq!(
+        output.code, 1,
+        "only [[scan.allow]] may drop a finding: {output}"
+    );
+    let doc = json(&output);
+    assert_eq!(doc["findings"].as_array().unwrap().len(), 2, "{output}");
+
+    let project_dir = format!("cwd={}", ctx.path().display());
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        calls.lines().all(|c| !c.ends_with(&project_dir)),
+        "the tools do not run in the project: {calls}"
+    );
 }
 
 #[test]

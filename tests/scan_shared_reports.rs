@@ -195,3 +195,51 @@ fn the_shared_trivy_and_grype_pair_merges_into_one_finding_per_vulnerability() {
     let raws: Vec<&str> = ssl.ratings.iter().map(|r| r.raw.as_str()).collect();
     assert_eq!(raws, ["MEDIUM", "Critical"]);
 }
+
+#[test]
+fn target_binds_only_the_shared_report_that_names_no_digest() {
+    let Some(dir) = shared_dir() else { return };
+    let config = Config::parse(
+        Path::new("aisupply.toml"),
+        "[[image]]\nname = \"keycloak\"\nref = \"keycloak/keycloak:21.0.2\"\n\n\
+         [[image]]\nname = \"alpine310\"\nref = \"alpine:3.10\"\n",
+    )
+    .unwrap();
+    let lock = LockFile::parse(
+        Path::new("aisupply.lock"),
+        "version = 1\n\
+         [[image]]\nname = \"keycloak\"\nreference = \"docker.io/keycloak/keycloak:21.0.2\"\n\
+         digest = \"sha256:347a0d748d05a050dc64b92de2246d2240db6eb38afbc17c3c08d0acb0db1b50\"\n\
+         media-type = \"application/vnd.docker.distribution.manifest.list.v2+json\"\n\
+         [[image.manifest]]\nplatform = \"linux/amd64\"\n\
+         digest = \"sha256:d1630d3eb8285a978301bcefc5b223e564ae300750af2fc9ea3f413c5376a47e\"\n\
+         media-type = \"application/vnd.docker.distribution.manifest.v2+json\"\n\
+         [[image]]\nname = \"alpine310\"\nreference = \"docker.io/library/alpine:3.10\"\n\
+         digest = \"sha256:1111111111111111111111111111111111111111111111111111111111111111\"\n\
+         media-type = \"application/vnd.docker.distribution.manifest.v2+json\"\n",
+    )
+    .unwrap();
+    let reports = [
+        "grype-rhel9-keycloak-0.66.0.json",
+        "trivy-alpine310-golden-dev-v0.69.json",
+    ]
+    .map(|name| {
+        let report = scan::format::read(&dir.join(name)).unwrap();
+        (report, Some("alpine310".to_owned()))
+    })
+    .to_vec();
+    let today: Date = "2026-01-01".parse().unwrap();
+    let scan = Scan::assemble(reports, &config, &lock, today).unwrap();
+    let bindings: Vec<(&str, &scan::BindingStatus)> = scan
+        .reports
+        .iter()
+        .map(|r| (r.binding.image.as_str(), &r.binding.status))
+        .collect();
+    assert_eq!(
+        bindings,
+        [
+            ("keycloak", &scan::BindingStatus::Verified),
+            ("alpine310", &scan::BindingStatus::Unverified),
+        ]
+    );
+}

@@ -70,6 +70,7 @@ pub fn run(args: &InitArgs, global: &Global) -> anyhow::Result<Outcome> {
                 "images": starter.images,
                 "unresolved": starter.unresolved,
                 "problems": problems,
+                "skipped_files": discovery.skipped,
             });
             print_result(&format!("{doc:#}\n"));
         }
@@ -89,8 +90,8 @@ fn print_summary(global: &Global, starter: &Starter, written: bool) {
     if !written {
         let _ = writeln!(
             out,
-            "nothing was written to {path}: fix the files above (or leave them out of \
-             `[sources]`) first"
+            "nothing was written to {path}: fix the files above (or leave them out with \
+             `exclude` under `[sources]`) first"
         );
         let _ = std::io::Write::write_all(&mut std::io::stderr(), out.as_bytes());
         return;

@@ -269,6 +269,13 @@ fn report_error(global: &Global, error: &anyhow::Error) -> ExitCode {
         });
         print_result(&format!("{doc:#}\n"));
     }
+    if global.format == Format::Github {
+        let message = match &hint {
+            Some(hint) => format!("{error}\nhint: {hint}"),
+            None => error.to_string(),
+        };
+        print_result(&aisupply::report::github::error(&message));
+    }
     let mut text = format!("error: {error}\n");
     for cause in &causes {
         for (i, line) in cause.lines().enumerate() {

@@ -94,7 +94,8 @@ pub fn run(args: &PinArgs, global: &Global) -> anyhow::Result<Outcome> {
     if args.write && invalid && global.format == Format::Text {
         let _ = writeln!(
             std::io::stderr(),
-            "nothing was written: fix the files above (or leave them out of `[sources]`) first"
+            "nothing was written: fix the files above (or leave them out with `exclude` under \
+             `[sources]`) first"
         );
     }
     Ok(if invalid {
@@ -115,12 +116,21 @@ pub fn discover(
     Ok(pin::discover(root, sources, paths, &env)?)
 }
 
-/// Each unreadable file as an `error:` with its cause and hint, on stderr (text output only).
+/// Each unreadable file as an `error:` with its cause and hint, and each skipped file as a
+/// `note:` unless `--quiet`, on stderr (text output only).
 pub fn print_problems(global: &Global, discovery: &Discovery) {
     if global.format != Format::Text {
         return;
     }
     let mut text = String::new();
+    for skipped in discovery.skipped.iter().filter(|_| !global.quiet) {
+        let _ = writeln!(
+            text,
+            "note: skipped `{}`: {}",
+            skipped.path.display(),
+            skipped.reason
+        );
+    }
     for problem in &discovery.problems {
         let _ = writeln!(text, "error: {problem}");
         if let Some(cause) = std::error::Error::source(problem) {
@@ -192,6 +202,7 @@ fn print_plan(global: &Global, plan: &Plan, written: bool, discovery: &Discovery
             "unchanged": plan.unchanged,
             "skipped": skipped,
             "problems": problems,
+            "skipped_files": discovery.skipped,
             "diff": if written { None } else { Some(diff) },
         });
         print_result(&format!("{doc:#}\n"));
@@ -226,7 +237,11 @@ fn print_plan(global: &Global, plan: &Plan, written: bool, discovery: &Discovery
     let diff: String = plan.files.iter().map(rewrite::unified_diff).collect();
     print_result(&diff);
     if !global.quiet {
-        let next = if changes.is_empty() {
+        let next = if discovery.files.is_empty() && discovery.problems.is_empty() {
+            "no source file was selected: no file matches a `[sources]` glob outside what \
+             `.gitignore` hides"
+                .to_owned()
+        } else if changes.is_empty() {
             "every reference is pinned to its locked digest".to_owned()
         } else {
             format!("would pin {summary}; run `aisupply pin --write` to write them")

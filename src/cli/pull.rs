@@ -230,5 +230,5 @@ pub fn check_models(
             ModelOnDisk { model, target }
         })
         .collect();
-    Ok(check::local_files(&models, require, reporter))
+    Ok(check::local_files(&models, require, reporter)?)
 }

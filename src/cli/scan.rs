@@ -75,7 +75,7 @@ pub fn run(args: &ScanArgs, global: &Global) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Read each report file; `target` applies to all of them.
+/// Read each report file; `target` is kept with each, for the reports that name no digest.
 pub fn read_reports(
     paths: &[PathBuf],
     target: Option<&str>,

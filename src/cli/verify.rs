@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use clap::Args;
 
+use aisupply::config::Config;
 use aisupply::finding::{self, Finding, any_errors};
 use aisupply::lock::LockFile;
 use aisupply::scan::{Date, Scan};
@@ -88,10 +89,12 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     }
 
     // Check 5: scan reports are about the locked digests and pass the `[scan]` policy.
+    let mut scan = None;
     if !args.reports.is_empty() {
         let reports = super::scan::read_reports(&args.reports, args.target.as_deref())?;
-        let scan = Scan::assemble(reports, &config, &lock, Date::today())?;
-        findings.extend(scan.verify_findings(&config, &lock_path));
+        let assembled = Scan::assemble(reports, &config, &lock, Date::today())?;
+        findings.extend(assembled.verify_findings(&config, &lock_path));
+        scan = Some(assembled);
     }
 
     // Point findings about lock entries at their lines.
@@ -103,7 +106,8 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
         );
     }
 
-    print_report(global, &lock, args.offline, &findings);
+    let scan = scan.as_ref().map(|s| (s, &config));
+    print_report(global, &lock, args.offline, &findings, scan);
     Ok(if !sources.problems.is_empty() {
         Outcome::Invalid
     } else if any_errors(&findings) {
@@ -113,7 +117,15 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
     })
 }
 
-fn print_report(global: &Global, lock: &LockFile, offline: bool, findings: &[Finding]) {
+/// Print the findings; SARIF and GitHub annotations render `scan`'s vulnerabilities as
+/// `aisupply scan` does.
+fn print_report(
+    global: &Global,
+    lock: &LockFile,
+    offline: bool,
+    findings: &[Finding],
+    scan: Option<(&Scan, &Config)>,
+) {
     let passed = !any_errors(findings);
     if global.format == Format::Json {
         let doc = serde_json::json!({
@@ -129,12 +141,12 @@ fn print_report(global: &Global, lock: &LockFile, offline: bool, findings: &[Fin
     if global.format == Format::Sarif {
         print_result(&format!(
             "{:#}\n",
-            aisupply::report::sarif::findings(findings)
+            aisupply::report::sarif::verify(findings, scan)
         ));
         return;
     }
     let mut out = if global.format == Format::Github {
-        aisupply::report::github::findings(findings)
+        aisupply::report::github::verify(findings, scan)
     } else {
         render::findings_text(findings)
     };

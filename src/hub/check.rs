@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::HubError;
 use super::download::hash_file;
 use super::layout::Target;
+use super::path::check_model;
 use crate::digest::Digest;
 use crate::finding::{Code, Finding, Severity};
 use crate::lock::{LockedFile, LockedModel};
@@ -30,12 +32,16 @@ struct Queued<'a> {
 }
 
 /// Re-hash every locked file found on disk. A file that differs is an error; missing files
-/// are a warning, or an error when `require` is set.
+/// are a warning, or an error when `require` is set. A lockfile name that could leave the
+/// target directory is refused before any file is opened, as `pull` refuses it.
 pub fn local_files(
     models: &[ModelOnDisk<'_>],
     require: bool,
     reporter: &dyn Reporter,
-) -> Vec<Finding> {
+) -> Result<Vec<Finding>, HubError> {
+    for entry in models {
+        check_model(entry.model)?;
+    }
     let mut findings = Vec::new();
     let mut queue = Vec::new();
 
@@ -91,7 +97,7 @@ pub fn local_files(
             )),
         }
     }
-    findings
+    Ok(findings)
 }
 
 fn hash_all(queue: &[Queued<'_>], progress: &(dyn Fn(u64) + Sync)) -> Vec<std::io::Result<Digest>> {

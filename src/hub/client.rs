@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::HubError;
 use super::env::Settings;
-use super::env::Token;
+use super::env::{Token, redact};
 use super::path::{self, encode_path, encode_segment};
 use crate::digest::{Algorithm, Digest};
 use crate::registry::retry::{RetryPolicy, is_transient_error};
@@ -106,6 +106,11 @@ impl Client {
                 url: settings.endpoint_text(),
                 source: e,
             })?;
+        let token_source = settings
+            .token
+            .as_ref()
+            .map_or("none", |t| t.source().label());
+        tracing::debug!(endpoint = %settings.endpoint_text(), token_source, "Hub client");
         Ok(Self {
             http,
             settings,
@@ -186,7 +191,7 @@ impl Client {
             return Ok(located);
         }
         Err(HubError::BadResponse {
-            url: url.to_string(),
+            url: redact(&url),
             message: format!("more than {MAX_REDIRECTS} redirects"),
         })
     }
@@ -212,13 +217,13 @@ impl Client {
             return Ok(response);
         }
         Err(HubError::BadResponse {
-            url: url.to_string(),
+            url: redact(&url),
             message: format!("more than {MAX_REDIRECTS} redirects"),
         })
     }
 
     fn url(&self, rest: &str) -> Url {
-        let base = self.settings.endpoint_text();
+        let base = self.settings.endpoint.as_str().trim_end_matches('/');
         Url::parse(&format!("{base}/{rest}")).expect("an endpoint joined with a checked path")
     }
 
@@ -242,19 +247,24 @@ impl Client {
             match request.send().await {
                 Ok(response) if RetryPolicy::is_transient(response.status()) && !last => {
                     let wait = self.retry.delay(attempt, Some(response.headers()));
-                    tracing::debug!(%url, status = %response.status(), ?wait, "retrying");
+                    let status = response.status();
+                    tracing::debug!(url = %logged(url), %status, ?wait, "retrying");
                     tokio::time::sleep(wait).await;
                 }
-                Ok(response) => return Ok(response),
+                Ok(response) => {
+                    tracing::debug!(%method, url = %logged(url), status = %response.status(), "Hub request");
+                    return Ok(response);
+                }
                 Err(error) if is_transient_error(&error) && !last => {
                     let wait = self.retry.delay(attempt, None);
-                    tracing::debug!(%url, %error, ?wait, "retrying");
+                    let error = error.without_url();
+                    tracing::debug!(url = %logged(url), %error, ?wait, "retrying");
                     tokio::time::sleep(wait).await;
                 }
                 Err(source) => {
                     return Err(HubError::Transport {
-                        url: url.to_string(),
-                        source,
+                        url: redact(url),
+                        source: source.without_url(),
                     });
                 }
             }
@@ -288,13 +298,15 @@ impl Client {
         let status = response.status();
         let headers = response.headers();
         let code = header(headers, headers::ERROR_CODE);
-        let had_token = self.settings.token.is_some() && self.is_hub(url);
+        let token_from = (self.settings.token.as_ref())
+            .filter(|_| self.is_hub(url))
+            .map(|t| t.source().to_string());
         let (repo, endpoint) = (ask.repo.to_owned(), self.settings.endpoint_text());
         match code.as_deref() {
             Some("RepoNotFound") => HubError::RepoNotFound {
                 repo,
                 endpoint,
-                had_token,
+                token_from: token_from.clone(),
             },
             Some("RevisionNotFound") => HubError::RevisionNotFound {
                 repo,
@@ -309,13 +321,13 @@ impl Client {
                 repo,
                 endpoint,
                 status,
-                had_token,
+                token_from: token_from.clone(),
             },
             _ if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN => {
                 HubError::Unauthorized {
                     repo,
                     status,
-                    had_token,
+                    token_from: token_from.clone(),
                 }
             }
             _ => {
@@ -325,7 +337,7 @@ impl Client {
                     (c, m) => c.or(m),
                 };
                 HubError::Status {
-                    url: url.to_string(),
+                    url: redact(url),
                     status,
                     detail,
                 }
@@ -354,7 +366,7 @@ fn normalize_etag(etag: &str) -> String {
 
 fn redirect_target(from: &Url, response: &Response) -> Result<Url, HubError> {
     let bad = |message: &str| HubError::BadResponse {
-        url: from.to_string(),
+        url: redact(from),
         message: message.to_owned(),
     };
     let location = response
@@ -382,15 +394,15 @@ async fn read_limited(
             .chunk()
             .await
             .map_err(|source| HubError::Transport {
-                url: url.to_string(),
-                source,
+                source: source.without_url(),
+                url: redact(url),
             })?;
         let Some(chunk) = chunk else {
             return Ok(bytes);
         };
         if bytes.len() + chunk.len() > limit {
             return Err(HubError::BadResponse {
-                url: url.to_string(),
+                url: redact(url),
                 message: format!("the answer is larger than {limit} bytes"),
             });
         }
@@ -423,7 +435,7 @@ struct Lfs {
 /// Read a `?blobs=true` revision listing; every hash in it is checked for form.
 fn parse_listing(url: &Url, bytes: &[u8]) -> Result<RepoRevision, HubError> {
     let bad = |message: String| HubError::BadResponse {
-        url: url.to_string(),
+        url: redact(url),
         message,
     };
     let listing: Listing =
@@ -506,4 +518,11 @@ mod tests {
         assert_eq!(normalize_etag("\"abc\""), "abc");
         assert_eq!(normalize_etag("W/\"abc\""), "abc");
     }
+}
+
+/// `url` for a debug line: no credentials, and no query, which on a CDN may hold a signature.
+fn logged(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    redact(&shown)
 }

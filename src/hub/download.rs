@@ -21,6 +21,7 @@ use reqwest::{Response, StatusCode, Url};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::client::{Ask, Client, header};
+use super::env::redact;
 use super::{HubError, io_error};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::registry::retry::is_transient_error;
@@ -134,7 +135,7 @@ pub(crate) async fn fetch(job: &Job<'_>, mut part: Part) -> Result<Part, HubErro
             Ok(()) if part.len == job.size => return Ok(part),
             Ok(()) => {}
             Err(Stop::RangeIgnored) => {
-                tracing::debug!(url = %job.url, "the server ignores Range; one stream instead");
+                tracing::debug!(url = %redact(job.url), "the server ignores Range; one stream instead");
             }
             Err(Stop::Failed(e)) => return Err(e),
         }
@@ -185,7 +186,7 @@ fn writer_gone() -> HubError {
 
 fn too_long(job: &Job<'_>) -> HubError {
     HubError::BadResponse {
-        url: job.url.to_string(),
+        url: redact(job.url),
         message: format!("it serves more than the locked {} bytes", job.size),
     }
 }
@@ -233,13 +234,13 @@ async fn sequential(job: &Job<'_>, start: u64, tx: mpsc::Sender<Piece>) -> Resul
                 }
                 Ok(None) => break,
                 Err(error) if is_transient_error(&error) => {
-                    tracing::debug!(url = %job.url, offset, %error, "the body broke off");
+                    tracing::debug!(url = %redact(job.url), offset, %error, "the body broke off");
                     break;
                 }
                 Err(source) => {
                     return Err(HubError::Transport {
-                        url: job.url.to_string(),
-                        source,
+                        url: redact(job.url),
+                        source: source.without_url(),
                     });
                 }
             }
@@ -333,8 +334,8 @@ async fn fetch_range(job: &Job<'_>, a: u64, b: u64) -> Result<Vec<Bytes>, Stop> 
                 Err(error) if is_transient_error(&error) => break,
                 Err(source) => {
                     return Err(Stop::Failed(HubError::Transport {
-                        url: job.url.to_string(),
-                        source,
+                        url: redact(job.url),
+                        source: source.without_url(),
                     }));
                 }
             }
@@ -361,11 +362,54 @@ fn check_content_range(job: &Job<'_>, response: &Response, start: u64) -> Result
         Ok(())
     } else {
         Err(HubError::BadResponse {
-            url: job.url.to_string(),
+            url: redact(job.url),
             message: format!(
                 "asked for bytes from {start}, it sent a range starting at {served:?}"
             ),
         })
+    }
+}
+
+/// An exclusive lock on one partial file, held from the first byte written to the rename of the
+/// verified file. Two pulls into one cache would otherwise append to the same partial file, each
+/// hashing only its own stream, and place interleaved bytes as verified.
+pub(crate) struct PartLock {
+    _file: File,
+}
+
+/// Lock the partial file at `path`, creating it, and wait while another pull holds it. The
+/// holder may rename the file (placed) or remove it (mismatch) before letting go; the lock is
+/// then on a file no longer at `path`, so it is taken again on what is there now. Blocking.
+pub(crate) fn lock_part(path: &Path) -> Result<PartLock, HubError> {
+    loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(io_error("open", path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                tracing::info!(
+                    path = %path.display(),
+                    "another pull is downloading this file; waiting for it to finish"
+                );
+                file.lock().map_err(io_error("lock", path))?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_error("lock", path)(e)),
+        }
+        if is_same_file(&file, path) {
+            return Ok(PartLock { _file: file });
+        }
+    }
+}
+
+fn is_same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -419,6 +463,20 @@ mod tests {
         fs::write(&path, b"far too long").unwrap();
         let part = Part::open(&path, 3).unwrap();
         assert_eq!(part.len(), 0);
+    }
+
+    #[test]
+    fn a_locked_partial_file_cannot_be_locked_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part");
+        let held = lock_part(&path).unwrap();
+        let other = File::open(&path).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(fs::TryLockError::WouldBlock)
+        ));
+        drop(held);
+        assert!(other.try_lock().is_ok());
     }
 
     #[test]

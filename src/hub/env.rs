@@ -27,12 +27,71 @@ pub struct Settings {
 
 /// A Hub token. Its `Debug` form hides the value, so it cannot leak through logs.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
+pub struct Token {
+    value: String,
+    source: TokenSource,
+}
+
+/// Where the token came from, for messages that must never show the token itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSource {
+    /// The `HF_TOKEN` variable.
+    Env,
+    /// A token file (`HF_TOKEN_PATH`, else `$HF_HOME/token`).
+    File(PathBuf),
+}
+
+impl fmt::Display for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env => f.write_str("`HF_TOKEN`"),
+            Self::File(path) => write!(f, "the token file `{}`", path.display()),
+        }
+    }
+}
+
+impl TokenSource {
+    /// A short name for logs: `env` or `token file`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Env => "env",
+            Self::File(_) => "token file",
+        }
+    }
+}
 
 impl Token {
     /// The secret itself, for the `Authorization` header only.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.value
+    }
+
+    /// Where it came from.
+    pub fn source(&self) -> &TokenSource {
+        &self.source
+    }
+}
+
+/// `url` as shown in messages and logs: user name and password replaced by `***`.
+pub fn redact(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("***");
+    shown.to_string()
+}
+
+/// Like [`redact`], for text that may not even parse as a URL.
+fn redact_text(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => text.to_owned(),
     }
 }
 
@@ -56,8 +115,8 @@ impl Settings {
         let endpoint = Url::parse(raw_endpoint.trim_end_matches('/'))
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or(HubError::BadEndpoint {
-                endpoint: raw_endpoint.clone(),
+            .ok_or_else(|| HubError::BadEndpoint {
+                endpoint: redact_text(&raw_endpoint),
             })?;
 
         let home = var("HF_HOME").map_or_else(
@@ -74,10 +133,15 @@ impl Settings {
 
         let token_file = var("HF_TOKEN_PATH").map_or_else(|| home.join("token"), PathBuf::from);
         let token = var("HF_TOKEN")
-            .or_else(|| std::fs::read_to_string(&token_file).ok())
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .map(Token);
+            .map(|t| (t, TokenSource::Env))
+            .or_else(|| {
+                let t = std::fs::read_to_string(&token_file).ok()?;
+                Some((t, TokenSource::File(token_file.clone())))
+            })
+            .map(|(t, source)| (t.trim().to_owned(), source))
+            .filter(|(t, _)| !t.is_empty())
+            .map(|(value, source)| check_token(value, source))
+            .transpose()?;
 
         let offline = var("HF_HUB_OFFLINE").is_some_and(|v| {
             matches!(v.to_ascii_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE")
@@ -91,9 +155,23 @@ impl Settings {
         })
     }
 
-    /// The endpoint as text, for messages.
+    /// The endpoint as text, for messages: credentials in it are redacted.
     pub fn endpoint_text(&self) -> String {
-        self.endpoint.as_str().trim_end_matches('/').to_owned()
+        redact(&self.endpoint).trim_end_matches('/').to_owned()
+    }
+}
+
+/// A token must fit an HTTP header; a pasted newline or control character would otherwise
+/// surface as an opaque "builder error" on the first request. The value is never shown.
+fn check_token(value: String, source: TokenSource) -> Result<Token, HubError> {
+    let fits = !value.chars().any(char::is_control)
+        && reqwest::header::HeaderValue::from_str(&format!("Bearer {value}")).is_ok();
+    if fits {
+        Ok(Token { value, source })
+    } else {
+        Err(HubError::BadToken {
+            from: source.to_string(),
+        })
     }
 }
 
@@ -143,6 +221,22 @@ mod tests {
     fn token_never_shows_in_debug_output() {
         let s = settings(&[("HF_TOKEN", "hf_secret")]).unwrap();
         assert!(!format!("{s:?}").contains("hf_secret"));
+    }
+
+    #[test]
+    fn a_token_with_a_control_character_is_refused_without_showing_it() {
+        let err = settings(&[("HF_TOKEN", "hf_se\x07cret")]).unwrap_err();
+        assert!(matches!(err, HubError::BadToken { .. }), "{err}");
+        assert!(err.to_string().contains("`HF_TOKEN`"), "{err}");
+        assert!(!err.to_string().contains("cret"), "{err}");
+    }
+
+    #[test]
+    fn credentials_in_the_endpoint_are_redacted_in_messages() {
+        let s = settings(&[("HF_ENDPOINT", "http://user:secret@127.0.0.1:8080/")]).unwrap();
+        assert_eq!(s.endpoint_text(), "http://***@127.0.0.1:8080");
+        let err = settings(&[("HF_ENDPOINT", "ftp://user:secret@host/x")]).unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 
     #[test]

@@ -184,6 +184,9 @@ impl Place {
         target.push(blob_name);
 
         let final_path = self.final_path(commit, &file.path);
+        if fs::read_link(&final_path).is_ok_and(|held| held == target) {
+            return Ok(final_path);
+        }
         let temp = final_path.with_file_name(format!(
             ".{}.aisupply-link-{}",
             final_path
@@ -197,14 +200,49 @@ impl Place {
         Ok(final_path)
     }
 
-    /// Record that `revision` names `commit` (cache only; a commit needs no ref).
+    /// Remove a copy of `file` that failed its hash: the bytes (in the cache, the blob the
+    /// snapshot links to) and the snapshot link. Returns what was removed.
+    pub fn remove_bad(
+        &self,
+        commit: &str,
+        file: &LockedFile,
+        existing: &Existing,
+    ) -> Result<Vec<PathBuf>, HubError> {
+        let mut removed = Vec::new();
+        let final_path = self.final_path(commit, &file.path);
+        if self.cache && existing.path == final_path {
+            // Only a blob of this model is removed, whatever the link says.
+            let blobs = fs::canonicalize(self.root.join("blobs")).ok();
+            let blob = fs::canonicalize(&final_path).ok();
+            if let (Some(blobs), Some(blob)) = (blobs, blob) {
+                if blob.parent() == Some(blobs.as_path()) {
+                    remove(&blob)?;
+                    removed.push(blob);
+                }
+            }
+        } else {
+            remove(&existing.path)?;
+            removed.push(existing.path.clone());
+        }
+        if !removed.contains(&final_path) && fs::symlink_metadata(&final_path).is_ok() {
+            remove(&final_path)?;
+            removed.push(final_path);
+        }
+        Ok(removed)
+    }
+
+    /// Record that `revision` names `commit` (cache only; a commit needs no ref). A ref that
+    /// already names `commit` is left alone, so a complete read-only cache can be pulled.
     pub fn write_ref(&self, revision: &str, commit: &str) -> Result<(), HubError> {
         if !self.cache || revision == commit {
             return Ok(());
         }
         let relative = Path::new("refs").join(revision);
+        let path = self.root.join(&relative);
+        if fs::read_to_string(&path).is_ok_and(|held| held.trim() == commit) {
+            return Ok(());
+        }
         ensure_dirs(&self.root, parent(&relative))?;
-        let path = self.root.join(relative);
         crate::lock::write_atomically(&path, commit.as_bytes()).map_err(io_error("write", &path))
     }
 
@@ -217,6 +255,10 @@ impl Place {
 
 fn parent(path: &Path) -> &Path {
     path.parent().unwrap_or(Path::new(""))
+}
+
+fn remove(path: &Path) -> Result<(), HubError> {
+    fs::remove_file(path).map_err(io_error("remove", path))
 }
 
 fn rename(from: &Path, to: &Path) -> Result<(), HubError> {

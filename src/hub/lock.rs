@@ -140,6 +140,7 @@ async fn lock_model(client: &Client, spec: &ModelSpec) -> Result<LockedModel, Hu
     // The commit, and the files the globs select; every selected name must be safe.
     let listing = client.revision(&spec.repo, &spec.revision).await?;
     let commit = listing.commit;
+    tracing::debug!(repo = %spec.repo, revision = %spec.revision, %commit, "resolved");
     let available: Vec<String> = listing
         .files
         .iter()
@@ -207,7 +208,7 @@ async fn hash_git_file(
     };
     let mut response = client.get(ask, &url, None).await?;
     let bad = |message: String| HubError::BadResponse {
-        url: url.to_string(),
+        url: super::env::redact(&url),
         message,
     };
 
@@ -219,8 +220,8 @@ async fn hash_git_file(
         .chunk()
         .await
         .map_err(|source| HubError::Transport {
-            url: url.to_string(),
-            source,
+            url: super::env::redact(&url),
+            source: source.without_url(),
         })?
     {
         len += chunk.len() as u64;
@@ -247,10 +248,12 @@ async fn hash_git_file(
             file.path, file.git_sha1
         )));
     }
+    let sha256 = sha256.finish();
+    tracing::debug!(repo, path = %file.path, %sha256, %git_sha1, "hashed a small file");
     Ok(LockedFile {
         path: file.path,
         size: file.size,
-        sha256: sha256.finish(),
+        sha256,
         git_sha1,
     })
 }

@@ -45,6 +45,12 @@ pub enum HubError {
         /// The value given.
         endpoint: String,
     },
+    /// The token cannot be sent in an HTTP header.
+    #[error("the Hub token from {from} holds a control or non-ASCII character")]
+    BadToken {
+        /// Where the token came from (never the token).
+        from: String,
+    },
     /// The repository id is malformed.
     #[error("`{repo}` is not a Hugging Face repository id")]
     InvalidRepo {
@@ -85,8 +91,8 @@ pub enum HubError {
         repo: String,
         /// The Hub endpoint.
         endpoint: String,
-        /// Whether a token was sent.
-        had_token: bool,
+        /// Where the token that was sent came from, if one was.
+        token_from: Option<String>,
     },
     /// The repository has no such branch, tag or commit.
     #[error("model `{repo}` has no revision `{revision}`")]
@@ -115,8 +121,8 @@ pub enum HubError {
         endpoint: String,
         /// The HTTP status.
         status: StatusCode,
-        /// Whether a token was sent.
-        had_token: bool,
+        /// Where the token that was sent came from, if one was.
+        token_from: Option<String>,
     },
     /// The Hub refused access for another reason.
     #[error("the Hub refused access to model `{repo}` ({status})")]
@@ -125,8 +131,8 @@ pub enum HubError {
         repo: String,
         /// The HTTP status.
         status: StatusCode,
-        /// Whether a token was sent.
-        had_token: bool,
+        /// Where the token that was sent came from, if one was.
+        token_from: Option<String>,
     },
     /// An unexpected status, after retries.
     #[error("`{url}` answered {status}{}", detail_suffix(.detail.as_ref()))]
@@ -261,13 +267,14 @@ impl HubError {
                 "globs look like `*.safetensors` or `onnx/**`; `*` also matches `/`".to_owned()
             }
             Self::RepoNotFound {
-                had_token: false, ..
+                token_from: None, ..
             } => "check `repo`; a private repository also answers this way: set `HF_TOKEN` to a \
                   token that can read it"
                 .to_owned(),
-            Self::RepoNotFound { .. } => {
-                "check `repo`, and that the account of `HF_TOKEN` can read it".to_owned()
-            }
+            Self::RepoNotFound {
+                token_from: Some(from),
+                ..
+            } => format!("check `repo`, and that the account of the token from {from} can read it"),
             Self::RevisionNotFound { repo, .. } => format!(
                 "use a branch, tag, `refs/pr/N` or 40-hex commit of `{repo}`; `hf download \
                  {repo} --dry-run` shows what `main` holds"
@@ -278,23 +285,31 @@ impl HubError {
             Self::Gated {
                 repo,
                 endpoint,
-                had_token: false,
+                token_from: None,
                 ..
             } => format!(
                 "accept the conditions at {endpoint}/{repo}, then set `HF_TOKEN` to a token of \
                  that account (or save one with `hf auth login`)"
             ),
-            Self::Gated { repo, endpoint, .. } => format!(
+            Self::Gated {
+                repo,
+                endpoint,
+                token_from: Some(from),
+                ..
+            } => format!(
                 "the token was refused: accept the conditions at {endpoint}/{repo} with the \
-                 account that owns `HF_TOKEN`, or wait until the owners grant access"
+                 account that owns the token from {from}, or wait until the owners grant access"
             ),
             Self::Unauthorized {
-                had_token: false, ..
+                token_from: None, ..
             } => "set `HF_TOKEN` to a token that can read the repository".to_owned(),
-            Self::Unauthorized { .. } => {
-                "the token in `HF_TOKEN` (or `$HF_HOME/token`) was refused; create a new one"
-                    .to_owned()
-            }
+            Self::Unauthorized {
+                token_from: Some(from),
+                ..
+            } => format!("the token from {from} was refused; create a new one"),
+            Self::BadToken { .. } => "set the token again without stray characters (a pasted \
+                 newline or quote), or unset `HF_TOKEN` to use the file `hf auth login` writes"
+                .to_owned(),
             Self::Transport { .. } | Self::Incomplete { .. } => {
                 "check the network and `HF_ENDPOINT`, then run the command again; `pull` resumes \
                  where it stopped"

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use super::HubError;
+use crate::lock::LockedModel;
 
 /// Check a repository id: `name` or `org/name`, letters, digits, `.`, `_` and `-`.
 pub fn check_repo(repo: &str) -> Result<(), HubError> {
@@ -53,6 +54,23 @@ pub fn is_commit(commit: &str) -> bool {
         && commit
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Check every name of a locked model that becomes a path on disk: its repository id, revision,
+/// commit and file paths. `pull` and `verify` both run it before touching a file.
+pub fn check_model(model: &LockedModel) -> Result<(), HubError> {
+    check_repo(&model.repo)?;
+    check_revision(&model.repo, &model.revision)?;
+    if !is_commit(&model.commit) {
+        return Err(HubError::InvalidRevision {
+            repo: model.repo.clone(),
+            revision: model.commit.clone(),
+        });
+    }
+    for file in &model.files {
+        check_file(&model.repo, &file.path)?;
+    }
+    Ok(())
 }
 
 /// Check a file path of a repository; the error names the repository and the path.

@@ -6,7 +6,7 @@
 //! when its SHA-256 is the locked one. A mismatch removes the download and is reported; it does
 //! not stop the other files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
@@ -107,7 +107,7 @@ pub async fn pull(
 ) -> Result<Report, HubError> {
     // Every name that becomes a path is checked before anything is written.
     for model in models {
-        check_model(model)?;
+        path::check_model(model)?;
     }
 
     let total_bytes = models.iter().flat_map(|m| &m.files).map(|f| f.size).sum();
@@ -161,21 +161,6 @@ pub async fn pull(
     Ok(report)
 }
 
-fn check_model(model: &LockedModel) -> Result<(), HubError> {
-    path::check_repo(&model.repo)?;
-    path::check_revision(&model.repo, &model.revision)?;
-    if !path::is_commit(&model.commit) {
-        return Err(HubError::InvalidRevision {
-            repo: model.repo.clone(),
-            revision: model.commit.clone(),
-        });
-    }
-    for file in &model.files {
-        path::check_file(&model.repo, &file.path)?;
-    }
-    Ok(())
-}
-
 struct Context<'a> {
     target: &'a Target,
     client: &'a Client,
@@ -211,12 +196,27 @@ async fn pull_file(
         }
     }
 
-    // Where the locked commit's bytes are served.
     if ctx.client.settings().offline {
         return Err(HubError::Offline {
             repo: model.repo.clone(),
         });
     }
+
+    // One pull at a time per partial file, until the file is placed: a second pull into the
+    // same cache waits here, then finds the file the first one placed.
+    let part_path = place.part_path(file);
+    place.ensure_part_dir(&part_path)?;
+    let lock_path = part_path.clone();
+    let lock = blocking(move || download::lock_part(&lock_path)).await?;
+    if let Some(existing) = place.existing(&model.commit, file)? {
+        if keep_existing(ctx, &place, &model.commit, file, &existing, &advance).await? {
+            download::discard(&part_path);
+            ctx.reporter.finish(bar);
+            return Ok((outcome(FileStatus::Present, None), None));
+        }
+    }
+
+    // Where the locked commit's bytes are served.
     let located = ctx
         .client
         .locate(&model.repo, &model.commit, &file.path)
@@ -231,8 +231,6 @@ async fn pull_file(
     }
 
     // Fetch into the partial file, resuming what an earlier run left.
-    let part_path = place.part_path(file);
-    place.ensure_part_dir(&part_path)?;
     let size = file.size;
     let part = blocking(move || Part::open(&part_path, size)).await?;
     let resumed_from = (part.len() > 0).then_some(part.len());
@@ -267,8 +265,10 @@ async fn pull_file(
         };
         return Ok((outcome(FileStatus::Mismatch, None), Some(mismatch)));
     }
+    tracing::debug!(repo = %model.repo, path = %file.path, sha256 = %computed, "verified");
     let blob = Place::blob_name(file, located.etag.as_deref());
     place.place(&model.commit, file, &part_path, &blob)?;
+    drop(lock);
     let status = if resumed_from.is_some() {
         FileStatus::Resumed
     } else {
@@ -303,20 +303,19 @@ async fn keep_existing(
         }
         return Ok(true);
     }
+    // The bytes themselves go, not only the link to them: a blob left under its locked name
+    // would be linked back by the next `--trust-existing` pull.
+    let removed = place.remove_bad(commit, file, existing)?;
+    let removed: Vec<String> = removed
+        .iter()
+        .map(|p| format!("`{}`", p.display()))
+        .collect();
     tracing::warn!(
-        path = %existing.path.display(),
-        "a file on disk does not match the lockfile; it is removed and downloaded again"
+        "`{}` on disk does not match the lockfile; removed {}",
+        file.path,
+        removed.join(" and ")
     );
-    remove(&existing.path)?;
-    let snapshot_path = place.final_path(commit, &file.path);
-    if snapshot_path != existing.path && std::fs::symlink_metadata(&snapshot_path).is_ok() {
-        remove(&snapshot_path)?;
-    }
     Ok(false)
-}
-
-fn remove(path: &Path) -> Result<(), HubError> {
-    std::fs::remove_file(path).map_err(io_error("remove", path))
 }
 
 /// Hash a file on a blocking thread, reporting progress from the async side when done.

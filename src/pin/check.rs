@@ -49,8 +49,8 @@ fn check_reference(found: &Found, lock: &LockFile, mirror: Option<&Target>) -> O
                 ),
             )
             .hint(format!(
-                "give `{variable}` a default pinned by digest, or leave the file out of \
-                 `[sources]`"
+                "give `{variable}` a default pinned by digest, or leave the file out with \
+                 `exclude` under `[sources]`"
             ))));
         }
         Image::Literal { reference, .. } | Image::Substituted { reference } => reference,

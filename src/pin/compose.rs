@@ -7,12 +7,13 @@
 use std::path::Path;
 
 use super::yaml::{self, Node};
-use super::{Environment, Found, SourceError, yaml_reference};
+use super::{Environment, Found, Image, SourceError, yaml_reference};
 
 /// Find the image references of the compose file `text`, read from `path`.
 pub fn scan(path: &Path, text: &str, variables: &Environment) -> Result<Vec<Found>, SourceError> {
     let lookup = |name: &str| variables.get(name).cloned();
     let mut found = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for document in yaml::parse(path, text)? {
         let Some(Node::Mapping(services)) = document.get("services") else {
             continue;
@@ -25,7 +26,15 @@ pub fn scan(path: &Path, text: &str, variables: &Environment) -> Result<Vec<Foun
                 continue;
             };
             let context = format!("service {}", name.as_str().unwrap_or("?"));
-            found.push(yaml_reference(path, image, &context, Some(&lookup))?);
+            let reference = yaml_reference(path, image, &context, Some(&lookup))?;
+
+            // An alias repeats its anchor's bytes: the reference is written, and found, once.
+            if let Image::Literal { span, .. } = &reference.image
+                && !seen.insert(span.start)
+            {
+                continue;
+            }
+            found.push(reference);
         }
     }
     Ok(found)

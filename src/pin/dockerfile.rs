@@ -18,18 +18,45 @@ use super::{Found, Image, SourceError, parse_reference};
 pub fn scan(path: &Path, text: &str) -> Result<Vec<Found>, SourceError> {
     let lines = physical_lines(text);
     let (escape, first) = directives(&lines);
-    let mut state = State::default();
-    let mut found = Vec::new();
-
+    let mut instructions = Vec::new();
     let mut next = first;
     while next < lines.len() {
         let Some(instruction) = logical_line(path, &lines, &mut next, escape)? else {
             continue;
         };
         skip_heredocs(&instruction, &lines, &mut next);
-        state.apply(path, &instruction, &mut found)?;
+        instructions.push(instruction);
+    }
+
+    // BuildKit lets `COPY --from` and `RUN --mount` name a stage declared further down.
+    let mut state = State {
+        all_stages: instructions.iter().filter_map(stage_name).collect(),
+        ..State::default()
+    };
+    let mut found = Vec::new();
+    for instruction in &instructions {
+        state.apply(path, instruction, &mut found)?;
     }
     Ok(found)
+}
+
+/// The lowercase name of the stage a `FROM ... AS name` instruction starts.
+fn stage_name(instruction: &Instruction) -> Option<String> {
+    let words = instruction.words();
+    let (_, keyword) = words.first()?;
+    if !keyword.eq_ignore_ascii_case("from") {
+        return None;
+    }
+    let mut rest = words[1..]
+        .iter()
+        .skip_while(|(_, w)| w.starts_with("--"))
+        .skip(1);
+    match (rest.next(), rest.next()) {
+        (Some((_, as_word)), Some((_, name))) if as_word.eq_ignore_ascii_case("as") => {
+            Some(name.to_ascii_lowercase())
+        }
+        _ => None,
+    }
 }
 
 /// One line of the file: its start offset and its text without the line ending.
@@ -218,7 +245,10 @@ struct Arg {
 struct State {
     args: HashMap<String, Arg>,
     in_stage: bool,
+    /// The stages declared before the current instruction, which a `FROM` can build on.
     stages: HashSet<String>,
+    /// Every stage of the file, which `COPY --from` and `RUN --mount` can name.
+    all_stages: HashSet<String>,
 }
 
 impl State {
@@ -328,7 +358,12 @@ impl State {
         let written = &instruction.text[range.clone()];
         let lower = written.to_ascii_lowercase();
         let is_index = written.bytes().all(|b| b.is_ascii_digit());
-        if written.is_empty() || lower == "scratch" || is_index || self.stages.contains(&lower) {
+        let stages = if context == "FROM" {
+            &self.stages
+        } else {
+            &self.all_stages
+        };
+        if written.is_empty() || lower == "scratch" || is_index || stages.contains(&lower) {
             return Ok(());
         }
         let line = instruction.line_of(range.start);
@@ -450,6 +485,21 @@ mod tests {
         assert_eq!(
             summary(text),
             vec![entry(1, "ubuntu:22.04", Some("ubuntu:22.04"))]
+        );
+    }
+
+    #[test]
+    fn a_stage_named_before_it_is_declared_is_not_an_image() {
+        let text = "FROM alpine:3.20 AS first\n\
+                    COPY --from=later /out /out\n\
+                    RUN --mount=type=cache,from=Later,target=/c true\n\
+                    FROM golang:1.22 AS later\n";
+        assert_eq!(
+            summary(text),
+            vec![
+                entry(1, "alpine:3.20", Some("alpine:3.20")),
+                entry(4, "golang:1.22", Some("golang:1.22")),
+            ]
         );
     }
 

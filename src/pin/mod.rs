@@ -239,7 +239,7 @@ impl SourceError {
 
     /// The exact step that fixes the problem.
     pub fn hint(&self) -> Option<String> {
-        let exclude = "or leave the file out with `[sources]` `exclude = [\"<glob>\"]` in \
+        let exclude = "or leave the file out with `exclude = [\"<glob>\"]` under `[sources]` in \
                        aisupply.toml";
         Some(match self {
             Self::Read { .. } => return None,
@@ -350,6 +350,7 @@ pub fn discover(
     }
     discovery.files.sort_by(|a, b| a.path.cmp(&b.path));
     discovery.problems.sort_by(|a, b| a.path().cmp(b.path()));
+    discovery.skipped.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(discovery)
 }
 
@@ -427,7 +428,7 @@ fn yaml_reference(
     if !template {
         let reference = parse_reference(path, scalar.line, written)?;
         return Ok(found(match &scalar.span {
-            Some(span) if written == scalar.value => Image::Literal {
+            Some(span) => Image::Literal {
                 reference,
                 span: span.clone(),
             },

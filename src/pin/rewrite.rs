@@ -146,13 +146,20 @@ fn pin_file(
             Image::Substituted { .. } if reference.digest() == Some(&locked.digest) => {
                 plan.unchanged += 1;
             }
-            _ => plan.skipped.push(skip(
-                found,
-                "it is built from variables; pin it where the variables are set",
-            )),
+            _ => plan.skipped.push(skip(found, cannot_rewrite(found))),
         }
     }
     apply(file, edits)
+}
+
+/// Why a reference that is not written literally cannot be rewritten in place.
+fn cannot_rewrite(found: &Found) -> &'static str {
+    if found.written.contains('$') {
+        "it is built from variables; pin it where the variables are set"
+    } else {
+        "its text is not written as is (an escape, or a scalar over several lines); write it \
+         as `name:tag` on one line"
+    }
 }
 
 fn skip(found: &Found, reason: &str) -> Skipped {
@@ -257,7 +264,10 @@ mod tests {
         let path = Path::new("f");
         let references = match kind {
             SourceKind::Dockerfile => dockerfile::scan(path, text).unwrap(),
-            _ => compose::scan(path, text, &crate::pin::Environment::default()).unwrap(),
+            SourceKind::Kubernetes => crate::pin::kubernetes::scan(path, text).unwrap(),
+            SourceKind::Compose => {
+                compose::scan(path, text, &crate::pin::Environment::default()).unwrap()
+            }
         };
         let file = SourceFile {
             path: path.to_owned(),
@@ -268,7 +278,7 @@ mod tests {
         };
         Discovery {
             files: vec![file],
-            problems: Vec::new(),
+            ..Discovery::default()
         }
     }
 
@@ -385,5 +395,59 @@ mod tests {
         );
         assert_eq!(plan.unlocked.len(), 1);
         assert_eq!(plan.unlocked[0].written, "alpine:3.20");
+    }
+
+    #[test]
+    fn an_anchored_image_is_pinned_once_at_its_anchor() {
+        let text = "services:\n  a:\n    image: &busy busybox:1.36  # anchor\n  \
+                    b:\n    image: *busy\n";
+        let found = discovery(SourceKind::Compose, text);
+        assert_eq!(found.files[0].references.len(), 1);
+        let plan = plan(&found, &lock(), None);
+        assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
+        let digest = digest_of("busybox:1.36");
+        assert_eq!(
+            plan.files[0].pinned,
+            text.replace("busybox:1.36", &format!("busybox:1.36@{digest}"))
+        );
+
+        let manifest = "kind: Pod\nspec:\n  containers:\n  - image: &busy busybox:1.36\n  \
+                        initContainers:\n  - image: *busy\n";
+        let found = discovery(SourceKind::Kubernetes, manifest);
+        assert_eq!(found.files[0].references.len(), 1);
+        assert_eq!(plan_of(&found).files[0].changes.len(), 1);
+    }
+
+    fn plan_of(found: &Discovery) -> Plan {
+        plan(found, &lock(), None)
+    }
+
+    #[test]
+    fn a_one_line_folded_or_block_scalar_is_pinned_in_place() {
+        let digest = digest_of("busybox:1.36");
+        for text in [
+            "kind: Pod\nspec:\n  containers:\n  - image: >-\n      busybox:1.36\n",
+            "kind: Pod\nspec:\n  containers:\n  - image: |\n      busybox:1.36\n    name: x\n",
+        ] {
+            let plan = plan_of(&discovery(SourceKind::Kubernetes, text));
+            assert!(plan.skipped.is_empty(), "{text:?}: {:?}", plan.skipped);
+            assert_eq!(plan.files[0].changes[0].line, 5, "{text:?}");
+            assert_eq!(
+                plan.files[0].pinned,
+                text.replace("busybox:1.36", &format!("busybox:1.36@{digest}"))
+            );
+        }
+    }
+
+    #[test]
+    fn a_reference_split_by_yaml_is_skipped_for_that_reason_not_for_variables() {
+        let text = "kind: Pod\nspec:\n  containers:\n  - image: \"busybox:1.3\\x36\"\n";
+        let plan = plan_of(&discovery(SourceKind::Kubernetes, text));
+        assert_eq!(plan.skipped.len(), 1);
+        assert!(
+            !plan.skipped[0].reason.contains("variables"),
+            "{}",
+            plan.skipped[0].reason
+        );
     }
 }

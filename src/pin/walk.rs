@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use super::{DiscoveryError, Environment, SourceError, SourceFile, SourceKind, scan_file};
+use super::{
+    DiscoveryError, Environment, Scanned, SkippedFile, SourceError, SourceKind, scan_file,
+};
 use crate::config::Sources;
 
 /// The Dockerfile globs used when `[sources]` has no `dockerfiles`.
@@ -32,6 +34,8 @@ pub struct SourceGlobs {
     /// The globs as written, per kind, in the order files are classified.
     pub written: Vec<(SourceKind, Vec<String>)>,
     sets: Vec<(SourceKind, GlobSet)>,
+    /// `[sources]` `exclude`: files left out whichever list matches them.
+    exclude: GlobSet,
 }
 
 impl SourceGlobs {
@@ -59,16 +63,35 @@ impl SourceGlobs {
         for (kind, globs) in &written {
             sets.push((*kind, compile(globs)?));
         }
-        Ok(Self { written, sets })
+        let exclude = compile(&sources.exclude)?;
+        Ok(Self {
+            written,
+            sets,
+            exclude,
+        })
     }
 
     /// The kind of the file at `relative` (with `/` separators), if a glob matches it.
-    /// Dockerfile globs are tried first, then compose, then Kubernetes.
+    /// Dockerfile globs are tried first, then compose, then Kubernetes. A `.dockerignore` file
+    /// is never a Dockerfile, and an excluded file has no kind.
     pub fn classify(&self, relative: &Path) -> Option<SourceKind> {
+        if self.is_excluded(relative) {
+            return None;
+        }
+        let dockerignore = relative
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.to_ascii_lowercase().ends_with(".dockerignore"));
         self.sets
             .iter()
+            .filter(|(kind, _)| !(dockerignore && *kind == SourceKind::Dockerfile))
             .find(|(_, set)| set.is_match(relative))
             .map(|(kind, _)| *kind)
+    }
+
+    /// Whether `[sources]` `exclude` leaves the file at `relative` out.
+    pub fn is_excluded(&self, relative: &Path) -> bool {
+        self.exclude.is_match(relative)
     }
 }
 
@@ -90,11 +113,12 @@ fn compile(globs: &[String]) -> Result<GlobSet, DiscoveryError> {
     })
 }
 
-/// A file to read: as shown, on disk, and its kind.
+/// A file to read: as shown, on disk, its kind, and why it is skipped unread, if it is.
 pub(super) struct Candidate {
     shown: PathBuf,
     disk: PathBuf,
     kind: SourceKind,
+    skip: Option<&'static str>,
 }
 
 /// The source files under `root`, restricted to `only` when it is not empty, sorted by path.
@@ -130,6 +154,7 @@ pub(super) fn candidates(
                 shown: (*given).clone(),
                 disk: (*given).clone(),
                 kind,
+                skip: helm_file(given, kind),
             });
         }
     }
@@ -198,7 +223,74 @@ fn candidate(
     } else {
         root.join(relative)
     };
-    Some(Candidate { shown, disk, kind })
+    let skip = helm_file(&disk, kind);
+    Some(Candidate {
+        shown,
+        disk,
+        kind,
+        skip,
+    })
+}
+
+/// Why a YAML file of a Helm chart is not a manifest: a chart's templates render to manifests
+/// only through `helm template`, and its values files hold settings, not manifests.
+fn helm_file(disk: &Path, kind: SourceKind) -> Option<&'static str> {
+    if kind != SourceKind::Kubernetes {
+        return None;
+    }
+    let is_chart = |dir: &Path| dir.join("Chart.yaml").is_file() || dir.join("Chart.yml").is_file();
+    let dir = disk.parent()?;
+    let name = disk.file_name()?.to_str()?.to_ascii_lowercase();
+    if name.starts_with("values") && is_chart(dir) {
+        return Some("it holds a Helm chart's values, not Kubernetes manifests");
+    }
+    let in_templates = disk
+        .ancestors()
+        .skip(1)
+        .find(|a| a.file_name().is_some_and(|n| n == "templates"))
+        .and_then(Path::parent);
+    in_templates
+        .is_some_and(is_chart)
+        .then_some(super::kubernetes::TEMPLATE)
+}
+
+/// Why the paths `only` select no file: `.gitignore`, `[sources]` `exclude`, or no glob.
+pub(super) fn why_nothing(root: &Path, globs: &SourceGlobs, only: &[PathBuf]) -> String {
+    let start = if root.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        root
+    };
+    let canonical_root = start.canonicalize().unwrap_or_else(|_| start.to_owned());
+    let wanted: Vec<PathBuf> = only.iter().filter_map(|p| canonical(p).ok()).collect();
+    let (mut ignored, mut excluded) = (false, false);
+    for entry in ignore::WalkBuilder::new(start)
+        .standard_filters(false)
+        .filter_entry(|entry| entry.file_name() != ".git")
+        .build()
+        .flatten()
+    {
+        let Ok(relative) = entry.path().strip_prefix(start) else {
+            continue;
+        };
+        let full = canonical_root.join(relative);
+        let under = wanted.iter().any(|w| full.starts_with(w));
+        if !under || !entry.file_type().is_some_and(|t| t.is_file()) {
+            continue;
+        }
+        if globs.is_excluded(relative) {
+            excluded = true;
+        } else if globs.classify(relative).is_some() {
+            ignored = true;
+        }
+    }
+    if ignored {
+        "`.gitignore` hides the files there".to_owned()
+    } else if excluded {
+        "`[sources]` `exclude` leaves the files there out".to_owned()
+    } else {
+        "no file there matches a `[sources]` glob".to_owned()
+    }
 }
 
 /// The kind of a file named on the command line that no glob matches.
@@ -206,7 +298,9 @@ fn kind_by_name(path: &Path) -> Option<SourceKind> {
     let name = path.file_name()?.to_str()?.to_ascii_lowercase();
     let extension = Path::new(&name).extension().and_then(|e| e.to_str());
     let yaml = matches!(extension, Some("yaml" | "yml"));
-    if name.contains("dockerfile") || name.contains("containerfile") {
+    if name.ends_with(".dockerignore") {
+        None
+    } else if name.contains("dockerfile") || name.contains("containerfile") {
         Some(SourceKind::Dockerfile)
     } else if yaml && (name.starts_with("compose") || name.starts_with("docker-compose")) {
         Some(SourceKind::Compose)
@@ -221,7 +315,7 @@ fn kind_by_name(path: &Path) -> Option<SourceKind> {
 pub(super) fn read_all(
     candidates: &[Candidate],
     env: &Environment,
-) -> Vec<Result<SourceFile, SourceError>> {
+) -> Vec<Result<Scanned, SourceError>> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let chunk = candidates.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
@@ -230,7 +324,13 @@ pub(super) fn read_all(
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|c| scan_file(&c.shown, &c.disk, c.kind, env))
+                        .map(|c| match c.skip {
+                            Some(reason) => Ok(Scanned::Skipped(SkippedFile {
+                                path: c.shown.clone(),
+                                reason: reason.to_owned(),
+                            })),
+                            None => scan_file(&c.shown, &c.disk, c.kind, env),
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -260,6 +360,8 @@ mod tests {
         );
         assert_eq!(kind("deploy/base/app.yaml"), Some(SourceKind::Kubernetes));
         assert_eq!(kind("README.md"), None);
+        assert_eq!(kind("Dockerfile.dockerignore"), None);
+        assert_eq!(kind("svc/api.Dockerfile.dockerignore"), None);
         assert_eq!(kind(".github/workflows/ci.yaml"), None);
     }
 
@@ -279,6 +381,38 @@ mod tests {
         assert_eq!(
             globs.classify(Path::new("Dockerfile")),
             Some(SourceKind::Dockerfile)
+        );
+    }
+
+    #[test]
+    fn dockerignore_files_are_not_dockerfiles() {
+        let globs = SourceGlobs::new(None).unwrap();
+        assert_eq!(globs.classify(Path::new("Dockerfile.dockerignore")), None);
+        assert_eq!(
+            globs.classify(Path::new("app/Dockerfile.dockerignore")),
+            None
+        );
+        assert_eq!(
+            globs.classify(Path::new("app/Dockerfile.prod")),
+            Some(SourceKind::Dockerfile)
+        );
+    }
+
+    #[test]
+    fn sources_exclude_leaves_files_out() {
+        let sources = Sources {
+            exclude: vec![
+                "deploy/legacy/**".to_owned(),
+                "**/Dockerfile.old".to_owned(),
+            ],
+            ..Sources::default()
+        };
+        let globs = SourceGlobs::new(Some(&sources)).unwrap();
+        assert_eq!(globs.classify(Path::new("deploy/legacy/a.yaml")), None);
+        assert_eq!(globs.classify(Path::new("svc/Dockerfile.old")), None);
+        assert_eq!(
+            globs.classify(Path::new("deploy/base/a.yaml")),
+            Some(SourceKind::Kubernetes)
         );
     }
 

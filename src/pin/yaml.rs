@@ -25,8 +25,9 @@ pub(super) struct Scalar {
     pub plain: bool,
     /// The 1-based line it starts on.
     pub line: usize,
-    /// The bytes of the file that are exactly `value`, when there are such bytes: a quoted or
-    /// plain scalar on one line without escapes.
+    /// The bytes of the file that are exactly `value` without surrounding whitespace, when
+    /// there are such bytes: a quoted or plain scalar on one line without escapes (after any
+    /// anchor or tag), or a folded or block scalar whose content is one line.
     pub span: Option<Range<usize>>,
 }
 
@@ -146,14 +147,18 @@ fn scalar(
     offsets: &CharOffsets,
 ) -> Scalar {
     let start = offsets.byte(span.start.index());
-    let content = match style {
-        ScalarStyle::Plain => Some(start),
-        ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Some(start + 1),
-        ScalarStyle::Literal | ScalarStyle::Folded => None,
-    };
-    let span = content
-        .map(|at| at..at + value.len())
-        .filter(|range| !value.contains('\n') && text.get(range.clone()) == Some(value));
+    let trimmed = value.trim();
+    let span = match style {
+        _ if trimmed.contains('\n') => None,
+        ScalarStyle::Plain => Some(after_properties(text, start)),
+        ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => text
+            .get(start..)
+            .and_then(|rest| rest.find(['\'', '"']))
+            .map(|quote| start + quote + 1 + (value.len() - value.trim_start().len())),
+        ScalarStyle::Literal | ScalarStyle::Folded => block_content(text, start, trimmed),
+    }
+    .map(|at| at..at + trimmed.len())
+    .filter(|range| text.get(range.clone()) == Some(trimmed));
     Scalar {
         value: value.to_owned(),
         plain: style == ScalarStyle::Plain,
@@ -162,6 +167,38 @@ fn scalar(
             .map_or(span_line(text, start), |r| span_line(text, r.start)),
         span,
     }
+}
+
+/// Where a plain scalar's text starts at `start`: after its `&anchor` and `!tag`, if any.
+fn after_properties(text: &str, start: usize) -> usize {
+    let mut at = start;
+    while let Some(rest) = text.get(at..)
+        && (rest.starts_with('&') || rest.starts_with('!'))
+    {
+        let word = rest.find([' ', '\t']).unwrap_or(rest.len());
+        let space = rest[word..].len() - rest[word..].trim_start_matches([' ', '\t']).len();
+        at += word + space;
+    }
+    at
+}
+
+/// Where the one line of content of a block scalar is, when that line is exactly `trimmed`. The
+/// parser reports the scalar from its content, or from its header (`>-`, `|`) when there is none.
+fn block_content(text: &str, start: usize, trimmed: &str) -> Option<usize> {
+    if text.get(start..)?.starts_with(trimmed) {
+        return Some(start);
+    }
+    let header_end = start + text.get(start..)?.find('\n')? + 1;
+    let mut at = header_end;
+    for line in text[header_end..].split_inclusive('\n') {
+        let content = line.trim();
+        if content.is_empty() {
+            at += line.len();
+            continue;
+        }
+        return (content == trimmed).then(|| at + (line.len() - line.trim_start().len()));
+    }
+    None
 }
 
 fn span_line(text: &str, at: usize) -> usize {
@@ -224,9 +261,35 @@ mod tests {
     }
 
     #[test]
-    fn escaped_or_folded_values_have_no_span() {
+    fn escaped_or_multi_line_values_have_no_span() {
         assert!(scalar_at("image: \"ubun\\x74u\"\n", "image").span.is_none());
-        assert!(scalar_at("image: >\n  ubuntu\n", "image").span.is_none());
+        assert!(
+            scalar_at("image: >\n  ubuntu\n  jammy\n", "image")
+                .span
+                .is_none()
+        );
+        assert!(
+            scalar_at("image: |\n  ubuntu\n  x\n", "image")
+                .span
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn anchored_and_one_line_block_scalars_have_a_span() {
+        for (text, line) in [
+            ("image: &busy reg/library/busybox:1.36  # anchor\n", 1),
+            ("image: &busy 'reg/library/busybox:1.36'\n", 1),
+            ("image: !!str &busy reg/library/busybox:1.36\n", 1),
+            ("image: >-\n  reg/library/busybox:1.36\n", 2),
+            ("image: > # folded\n\n  reg/library/busybox:1.36\nx: 1\n", 3),
+            ("image: |\r\n  reg/library/busybox:1.36\r\n", 2),
+        ] {
+            let s = scalar_at(text, "image");
+            let span = s.span.clone().unwrap_or_else(|| panic!("{text:?}"));
+            assert_eq!(&text[span], "reg/library/busybox:1.36", "{text:?}");
+            assert_eq!(s.line, line, "{text:?}");
+        }
     }
 
     #[test]

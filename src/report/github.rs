@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::uri;
 use crate::config::Config;
-use crate::finding::{Finding, Severity as FindingSeverity};
+use crate::finding::{Code, Finding, Severity as FindingSeverity};
 use crate::scan::{Decision, Scan, Severity, fixed_in};
 
 /// One annotation per vulnerability that fails or is worth a look (medium and up), then one
@@ -42,6 +42,20 @@ pub fn scan(scan: &Scan, config: &Config, notices: &[Finding]) -> String {
     out
 }
 
+/// `verify` with `--report`: the scan's vulnerabilities annotated as [`scan`] does them, and
+/// every other finding under its code.
+pub fn verify(all: &[Finding], scan: Option<(&Scan, &Config)>) -> String {
+    let Some((scan, config)) = scan else {
+        return findings(all);
+    };
+    let others: Vec<Finding> = all
+        .iter()
+        .filter(|f| f.code != Code::Vulnerability)
+        .cloned()
+        .collect();
+    self::scan(scan, config, &others)
+}
+
 /// One annotation per `verify` finding.
 pub fn findings(findings: &[Finding]) -> String {
     let mut out = String::new();
@@ -61,6 +75,13 @@ pub fn findings(findings: &[Finding]) -> String {
         };
         annotate(&mut out, command, &file, line, f.code.as_str(), &message);
     }
+    out
+}
+
+/// An error that stopped the command (exit 2), as one `::error` annotation.
+pub fn error(message: &str) -> String {
+    let mut out = String::new();
+    annotate(&mut out, "error", "", None, "aisupply", message);
     out
 }
 

@@ -263,8 +263,7 @@ pub struct VulnFinding {
     pub aliases: Vec<String>,
     /// The affected package.
     pub package: Package,
-    /// Versions that fix it, as the tools list them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Versions that fix it, as the tools list them; `[]`, not absent, when there are none.
     pub fixed_versions: Vec<String>,
     /// Whether a fix exists; when the tools disagree, the most actionable state wins.
     pub fix_state: FixState,

@@ -102,7 +102,15 @@ pub fn insecure(config: &Config, registry: &str) -> bool {
         .unwrap_or_else(|| crate::registry::is_loopback(registry))
 }
 
+/// The empty files given to the tools in place of a repository's own config and ignore files.
+const EMPTY_FILES: [&str; 3] = ["trivy-config.yaml", "trivyignore", "grype-config.yaml"];
+
 /// Run `tool` (at `exe`) on `target`, writing its report into `dir`, and read the report.
+///
+/// The tool runs in `dir`, an empty temporary directory, with explicit empty config and ignore
+/// files: Trivy reads `trivy.yaml` and `.trivyignore` from its working directory and Grype
+/// searches for `.grype.yaml` there and in the home directory, and any of them could drop
+/// findings unseen. Only `[[scan.allow]]`, which requires a reason, may set a finding aside.
 pub fn scan(
     tool: Tool,
     exe: &Path,
@@ -112,13 +120,6 @@ pub fn scan(
 ) -> Result<Report, ScanError> {
     let reference = target.reference();
     let output = dir.join(format!("{tool}-{}.json", target.digest.hex()));
-    let mut command = Command::new(exe);
-    command.args(arguments(tool, &reference, &output, insecure));
-    if tool == Tool::Grype && insecure {
-        command.env("GRYPE_REGISTRY_INSECURE_USE_HTTP", "true");
-    }
-    tracing::debug!(?command, "running scanner");
-
     let failed = |status: Option<String>, source: Box<dyn std::error::Error + Send + Sync>| {
         ScanError::ToolFailed {
             tool,
@@ -127,6 +128,21 @@ pub fn scan(
             source,
         }
     };
+
+    // Isolate the tool from the repository's config: an empty working directory and empty files.
+    for name in EMPTY_FILES {
+        std::fs::write(dir.join(name), "").map_err(|e| failed(None, Box::new(e)))?;
+    }
+    let exe = std::path::absolute(exe).map_err(|e| failed(None, Box::new(e)))?;
+    let mut command = Command::new(exe);
+    command
+        .current_dir(dir)
+        .args(arguments(tool, &reference, &output, insecure, dir));
+    if tool == Tool::Grype && insecure {
+        command.env("GRYPE_REGISTRY_INSECURE_USE_HTTP", "true");
+    }
+    tracing::debug!(?command, "running scanner");
+
     let result = command.output().map_err(|e| failed(None, Box::new(e)))?;
     if !result.status.success() {
         let stderr = String::from_utf8_lossy(&result.stderr);
@@ -141,16 +157,29 @@ pub fn scan(
     Ok(report)
 }
 
-fn arguments(tool: Tool, reference: &str, output: &Path, insecure: bool) -> Vec<OsString> {
+/// The command line; `dir` holds the empty config and ignore files.
+fn arguments(
+    tool: Tool,
+    reference: &str,
+    output: &Path,
+    insecure: bool,
+    dir: &Path,
+) -> Vec<OsString> {
+    let [trivy_config, trivy_ignore, grype_config] = EMPTY_FILES.map(|n| dir.join(n));
     let mut args: Vec<OsString> = match tool {
         Tool::Trivy => ["image", "--quiet", "--format", "json", "--scanners", "vuln"]
             .into_iter()
-            .chain(["--image-src", "remote", "--output"])
+            .chain(["--image-src", "remote"])
             .map(OsString::from)
+            .chain(["--config".into(), trivy_config.into()])
+            .chain(["--ignorefile".into(), trivy_ignore.into()])
+            .chain(["--output".into()])
             .collect(),
-        Tool::Grype => ["--quiet", "--output", "json", "--file"]
+        Tool::Grype => ["--quiet", "--output", "json"]
             .into_iter()
             .map(OsString::from)
+            .chain(["--config".into(), grype_config.into()])
+            .chain(["--file".into()])
             .collect(),
     };
     args.push(output.as_os_str().to_owned());
@@ -192,6 +221,7 @@ mod tests {
             "r.io/a@sha256:ab",
             Path::new("/t/o.json"),
             false,
+            Path::new("/t"),
         );
         let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
         assert_eq!(
@@ -205,6 +235,10 @@ mod tests {
                 "vuln",
                 "--image-src",
                 "remote",
+                "--config",
+                "/t/trivy-config.yaml",
+                "--ignorefile",
+                "/t/trivyignore",
                 "--output",
                 "/t/o.json",
                 "r.io/a@sha256:ab"
@@ -219,8 +253,11 @@ mod tests {
             "r.io/a@sha256:ab",
             Path::new("/t/o.json"),
             true,
+            Path::new("/t"),
         );
         assert_eq!(args.last().unwrap(), "registry:r.io/a@sha256:ab");
+        let config = args.iter().position(|a| a == "--config").unwrap();
+        assert_eq!(args[config + 1], "/t/grype-config.yaml");
     }
 
     #[test]
@@ -230,6 +267,7 @@ mod tests {
             "localhost:5000/a@sha256:ab",
             Path::new("o"),
             true,
+            Path::new("/t"),
         );
         assert!(args.iter().any(|a| a == "--insecure"));
     }

@@ -12,7 +12,7 @@ mod trivy;
 
 use std::fmt;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -144,7 +144,8 @@ pub fn read(path: &Path) -> Result<Report, ScanError> {
         source,
     };
     let file = File::open(path).map_err(read_error)?;
-    let reader = BufReader::with_capacity(1 << 16, file);
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    skip_bom(&mut reader).map_err(read_error)?;
     let mut de = serde_json::Deserializer::from_reader(reader);
     let document = de
         .deserialize_any(DocumentVisitor)
@@ -153,8 +154,19 @@ pub fn read(path: &Path) -> Result<Report, ScanError> {
     document.into_report(path)
 }
 
+/// Skip a UTF-8 byte order mark, which tools on Windows (and PowerShell's `>`) write first.
+fn skip_bom(reader: &mut impl BufRead) -> std::io::Result<()> {
+    if reader.fill_buf()?.starts_with(BOM) {
+        reader.consume(BOM.len());
+    }
+    Ok(())
+}
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Read a report from memory; `path` names it in errors.
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Report, ScanError> {
+    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let document = de
         .deserialize_any(DocumentVisitor)
