@@ -121,13 +121,11 @@ impl ResolveError {
     /// The exact step that fixes the problem, where there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::UnknownName { .. } => {
-                Some(
-                    "use the `name` of an `[[image]]` entry (or its repository path), or the \
-                     `repo` of a `[[model]]` entry"
-                        .to_owned(),
-                )
-            }
+            Self::UnknownName { .. } => Some(
+                "use the `name` of an `[[image]]` entry (or its repository path), or the \
+                 `repo` of a `[[model]]` entry"
+                    .to_owned(),
+            ),
             Self::Registry { source, .. } => source.hint(),
             Self::Platforms { .. } => Some(
                 "change `platforms` to ones the image has, or remove it to lock every platform"

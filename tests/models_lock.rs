@@ -507,3 +507,37 @@ fn a_refused_token_from_the_token_file_is_named_as_such() {
     );
     assert!(!out.stderr.contains("owns `HF_TOKEN`"), "{out}");
 }
+
+#[test]
+fn an_empty_include_is_refused_with_the_fix() {
+    let hub = HubStandIn::minilm();
+    let ctx = TestContext::new();
+    ctx.write("aisupply.toml", config(MINILM, "include = []\n"));
+
+    let out = run(&ctx, &hub, &["lock"]);
+
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr
+            .contains("`include = []` selects no file; remove `include` to lock every file"),
+        "{out}"
+    );
+    assert!(hub.requests().is_empty());
+}
+
+#[test]
+fn update_of_an_unknown_name_mentions_models() {
+    let hub = HubStandIn::minilm();
+    let ctx = TestContext::new();
+    ctx.write("aisupply.toml", config(MINILM, "include = [\"*.json\"]\n"));
+
+    let out = run(&ctx, &hub, &["lock", "--update", "nosuch"]);
+
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr
+            .contains("`--update nosuch` names no image or model"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("`[[model]]`"), "{out}");
+}

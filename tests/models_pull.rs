@@ -640,7 +640,7 @@ fn concurrent_pulls_into_one_cache_place_an_uncorrupted_blob() {
     let hub = HubStandIn::minilm();
     let ctx = locked(&hub);
     hub.set_faults(Faults {
-        bandwidth: Some(24 * 1024 * 1024),
+        bandwidth: Some(12 * 1024 * 1024),
         ..Faults::default()
     });
 
@@ -666,6 +666,14 @@ fn concurrent_pulls_into_one_cache_place_an_uncorrupted_blob() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // The second one waited for the first, and said so with `-v`.
+    assert!(
+        [&first, &second]
+            .iter()
+            .any(|out| String::from_utf8_lossy(&out.stderr)
+                .contains("another pull is downloading this file; waiting")),
+        "neither pull waited"
+    );
     let weights = hub.repo(MINILM).file(WEIGHTS).clone();
     let blob = model_cache(&ctx).join("blobs").join(&weights.sha256);
     assert_eq!(
@@ -783,6 +791,33 @@ fn verify_refuses_a_lockfile_path_that_escapes_the_cache() {
     assert!(
         out.stderr
             .contains("names a file `../../../../pwned.md` that aisupply refuses"),
+        "{out}"
+    );
+}
+
+#[test]
+fn connections_above_the_memory_bound_are_refused() {
+    let hub = HubStandIn::minilm();
+    let ctx = locked(&hub);
+
+    let out = run(&ctx, &hub, &["pull", "--connections", "9"]);
+
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("--connections"), "{out}");
+    assert!(hub.requests().is_empty());
+}
+
+#[test]
+fn quiet_pull_still_prints_the_result_line() {
+    let hub = HubStandIn::minilm();
+    let ctx = locked(&hub);
+
+    let out = run(&ctx, &hub, &["pull", "-q"]);
+
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("{MINILM} {}: ", hub.repo(MINILM).main())),
         "{out}"
     );
 }

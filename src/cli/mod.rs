@@ -134,10 +134,15 @@ pub fn main() -> ExitCode {
     };
     init_tracing(&cli.global);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Commands that read local files need no worker threads; sparing them keeps short runs
+    // (a CI gate on a scan report) as small as the tools they replace.
+    let mut builder = match cli.command {
+        Command::Scan(_) | Command::Pin(_) | Command::Init(_) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return report_error(&cli.global, &anyhow::Error::new(e)),
     };

@@ -30,9 +30,9 @@ pub struct PullArgs {
     /// The Hugging Face cache to fill [default: $HF_HUB_CACHE, else $HF_HOME/hub]
     #[arg(long, value_name = "DIR", conflicts_with = "local_dir")]
     cache_dir: Option<PathBuf>,
-    /// Parallel Range requests per large file
+    /// Parallel Range requests per large file, at most 8 (each holds a 4 MiB chunk in memory)
     #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u16).range(1..=64))]
+          value_parser = clap::value_parser!(u16).range(1..=8))]
     connections: u16,
     /// Files downloaded at once
     #[arg(long, value_name = "N", default_value_t = 4,
@@ -147,7 +147,8 @@ fn print_report(global: &Global, target: &Target, report: &Report) {
             "mismatches": mismatches,
         });
         print_result(&format!("{doc:#}\n"));
-    } else if !global.quiet {
+    } else {
+        // The result line is the command's output: `-q` silences messages, not results.
         let mut out = String::new();
         for model in &report.models {
             let count = |s: FileStatus| model.files.iter().filter(|f| f.status == s).count();

@@ -475,6 +475,13 @@ fn parse_listing(url: &Url, bytes: &[u8]) -> Result<RepoRevision, HubError> {
     Ok(RepoRevision { commit, files })
 }
 
+/// `url` for a debug line: no credentials, and no query, which on a CDN may hold a signature.
+fn logged(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    redact(&shown)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,11 +525,4 @@ mod tests {
         assert_eq!(normalize_etag("\"abc\""), "abc");
         assert_eq!(normalize_etag("W/\"abc\""), "abc");
     }
-}
-
-/// `url` for a debug line: no credentials, and no query, which on a CDN may hold a signature.
-fn logged(url: &Url) -> String {
-    let mut shown = url.clone();
-    shown.set_query(None);
-    redact(&shown)
 }

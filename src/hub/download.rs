@@ -430,10 +430,10 @@ pub(crate) fn hash_file(path: &Path, progress: &dyn Fn(u64)) -> io::Result<Diges
 
 /// Remove a partial file, ignoring one that is already gone.
 pub(crate) fn discard(path: &Path) {
-    if let Err(e) = fs::remove_file(path) {
-        if e.kind() != io::ErrorKind::NotFound {
-            tracing::warn!(path = %path.display(), error = %e, "cannot remove a partial download");
-        }
+    if let Err(e) = fs::remove_file(path)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove a partial download");
     }
 }
 

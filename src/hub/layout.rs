@@ -109,25 +109,25 @@ impl Place {
                 _ => None,
             });
         }
-        if let Ok(m) = fs::metadata(&final_path) {
-            if m.is_file() {
-                return Ok(Some(Existing {
-                    path: final_path,
-                    size: m.len(),
-                    unlinked_blob: None,
-                }));
-            }
+        if let Ok(m) = fs::metadata(&final_path)
+            && m.is_file()
+        {
+            return Ok(Some(Existing {
+                path: final_path,
+                size: m.len(),
+                unlinked_blob: None,
+            }));
         }
         for name in [file.sha256.hex(), file.git_sha1.as_str()] {
             let blob = self.root.join("blobs").join(name);
-            if let Ok(m) = fs::symlink_metadata(&blob) {
-                if m.is_file() {
-                    return Ok(Some(Existing {
-                        path: blob,
-                        size: m.len(),
-                        unlinked_blob: Some(name.to_owned()),
-                    }));
-                }
+            if let Ok(m) = fs::symlink_metadata(&blob)
+                && m.is_file()
+            {
+                return Ok(Some(Existing {
+                    path: blob,
+                    size: m.len(),
+                    unlinked_blob: Some(name.to_owned()),
+                }));
             }
         }
         Ok(None)
@@ -214,11 +214,11 @@ impl Place {
             // Only a blob of this model is removed, whatever the link says.
             let blobs = fs::canonicalize(self.root.join("blobs")).ok();
             let blob = fs::canonicalize(&final_path).ok();
-            if let (Some(blobs), Some(blob)) = (blobs, blob) {
-                if blob.parent() == Some(blobs.as_path()) {
-                    remove(&blob)?;
-                    removed.push(blob);
-                }
+            if let (Some(blobs), Some(blob)) = (blobs, blob)
+                && blob.parent() == Some(blobs.as_path())
+            {
+                remove(&blob)?;
+                removed.push(blob);
             }
         } else {
             remove(&existing.path)?;

@@ -19,10 +19,15 @@ use crate::digest::{Digest, Mismatch};
 use crate::lock::{LockedFile, LockedModel};
 use crate::progress::{Reporter, Unit};
 
+/// The most parallel Range requests per file. Chunks that arrive ahead of the writer wait in
+/// memory, at most `connections + 1` of them per file, so a file being downloaded holds at most
+/// `(MAX_CONNECTIONS + 1) × chunk` bytes: 36 MiB with the default 4 MiB chunk.
+pub const MAX_CONNECTIONS: usize = 8;
+
 /// How a pull runs.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Parallel Range requests per large file.
+    /// Parallel Range requests per large file, at most [`MAX_CONNECTIONS`].
     pub connections: usize,
     /// Files downloaded at once.
     pub jobs: usize,
@@ -189,11 +194,9 @@ async fn pull_file(
     };
 
     // A copy already on disk is kept when it proves to be the locked one.
-    if let Some(existing) = place.existing(&model.commit, file)? {
-        if keep_existing(ctx, &place, &model.commit, file, &existing, &advance).await? {
-            ctx.reporter.finish(bar);
-            return Ok((outcome(FileStatus::Present, None), None));
-        }
+    if is_present(ctx, &place, &model.commit, file, &advance).await? {
+        ctx.reporter.finish(bar);
+        return Ok((outcome(FileStatus::Present, None), None));
     }
 
     if ctx.client.settings().offline {
@@ -208,12 +211,10 @@ async fn pull_file(
     place.ensure_part_dir(&part_path)?;
     let lock_path = part_path.clone();
     let lock = blocking(move || download::lock_part(&lock_path)).await?;
-    if let Some(existing) = place.existing(&model.commit, file)? {
-        if keep_existing(ctx, &place, &model.commit, file, &existing, &advance).await? {
-            download::discard(&part_path);
-            ctx.reporter.finish(bar);
-            return Ok((outcome(FileStatus::Present, None), None));
-        }
+    if is_present(ctx, &place, &model.commit, file, &advance).await? {
+        download::discard(&part_path);
+        ctx.reporter.finish(bar);
+        return Ok((outcome(FileStatus::Present, None), None));
     }
 
     // Where the locked commit's bytes are served.
@@ -244,7 +245,7 @@ async fn pull_file(
         },
         url: &located.url,
         size: file.size,
-        connections: ctx.options.connections.max(1),
+        connections: ctx.options.connections.clamp(1, MAX_CONNECTIONS),
         chunk: ctx.options.chunk.max(64 * 1024),
         progress: &advance,
     };
@@ -275,6 +276,20 @@ async fn pull_file(
         FileStatus::Downloaded
     };
     Ok((outcome(status, resumed_from), None))
+}
+
+/// Whether the locked `file` is already on disk, verified (see [`keep_existing`]).
+async fn is_present(
+    ctx: &Context<'_>,
+    place: &Place,
+    commit: &str,
+    file: &LockedFile,
+    advance: &(dyn Fn(u64) + Sync),
+) -> Result<bool, HubError> {
+    match place.existing(commit, file)? {
+        Some(existing) => keep_existing(ctx, place, commit, file, &existing, advance).await,
+        None => Ok(false),
+    }
 }
 
 /// Whether `existing` is the locked file; a copy that is not is removed, so nothing wrong

@@ -161,15 +161,15 @@ impl CredentialStore {
         let helper = self
             .helper_for(registry)
             .or(self.config.creds_store.as_deref());
-        if let Some(helper) = helper {
-            if let Some(found) = run_helper(helper, registry, &server).await? {
-                tracing::debug!(
-                    registry,
-                    helper,
-                    "credentials from docker-credential-{helper}"
-                );
-                return Ok(Some(found));
-            }
+        if let Some(helper) = helper
+            && let Some(found) = run_helper(helper, registry, &server).await?
+        {
+            tracing::debug!(
+                registry,
+                helper,
+                "credentials from docker-credential-{helper}"
+            );
+            return Ok(Some(found));
         }
         let found = self.inline_entry(registry)?;
         let source = if found.is_some() {

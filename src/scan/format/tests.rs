@@ -281,3 +281,10 @@ fn every_field_of_an_entry_is_optional() {
     let report = parse_text(r#"[{"Vulnerabilities": [{"VulnerabilityID": "CVE-1"}]}]"#).unwrap();
     assert_eq!(ids(&report), ["CVE-1"]);
 }
+
+#[test]
+fn a_utf8_byte_order_mark_before_the_json_is_skipped() {
+    let report =
+        parse_text("\u{feff}{\"matches\": [], \"source\": {\"type\": \"image\"}}").unwrap();
+    assert_eq!(report.format, Format::GrypeJson);
+}
