@@ -26,15 +26,7 @@ fn a_malformed_reference_names_file_line_and_fix() {
     );
     let out = ctx.run(&["lock"]);
     insta::with_settings!({ filters => ctx.filters() }, {
-        insta::assert_snapshot!(out, @r#"
-        exit code: 2
-        ----- stdout -----
-
-        ----- stderr -----
-        error: config `aisupply.toml` line 3: `ref = "Docker.io/Library/Ubuntu:22.04"` is not a valid image reference
-          caused by: image reference `Docker.io/Library/Ubuntu:22.04` has uppercase letters in repository `Library/Ubuntu`; repository names must be lowercase, as in `Docker.io/library/ubuntu:22.04`
-          hint: references look like `ubuntu:22.04` or `ghcr.io/org/app:1.0@sha256:…`
-        "#);
+        insta::assert_snapshot!(out);
     });
     assert!(!ctx.path().join("aisupply.lock").exists());
 }

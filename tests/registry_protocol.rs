@@ -197,15 +197,7 @@ fn an_unknown_tag_is_manifest_unknown_with_a_hint() {
     let out = ctx.run(&["lock"]);
     assert_eq!(out.code, 2, "{out}");
     insta::with_settings!({ filters => ctx.filters() }, {
-        insta::assert_snapshot!(out, @r"
-        exit code: 2
-        ----- stdout -----
-
-        ----- stderr -----
-        error: cannot lock image `app` (`aisupply.toml` line 3)
-          caused by: `127.0.0.1:[PORT]/team/app:nope` was not found in its registry (MANIFEST_UNKNOWN)
-          hint: check the tag or digest; `skopeo list-tags docker://127.0.0.1:[PORT]/team/app` lists the tags
-        ");
+        insta::assert_snapshot!(out);
     });
     assert!(!ctx.path().join("aisupply.lock").exists());
 }
