@@ -69,19 +69,30 @@ async fn restore_model(
     // Every file into its partial file, hashed while it streams.
     let destination = target.place(&model.repo);
     let mut files = Vec::new();
-    let mut fetched: Vec<(&LockedFile, PathBuf)> = Vec::new();
+    let mut fetched: Vec<(&LockedFile, PathBuf, download::PartLock)> = Vec::new();
     let mut mismatches = Vec::new();
     for file in &model.files {
         if present(&destination, &model.commit, file).await? {
             files.push(outcome(file, FileStatus::Present));
             continue;
         }
+
+        // Locked until placed, as `pull` locks it: another pull waits, then finds the file.
         let part = destination.part_path(file);
         destination.ensure_part_dir(&part)?;
+        let lock_path = part.clone();
+        let lock = tokio::task::spawn_blocking(move || download::lock_part(&lock_path))
+            .await
+            .expect("a locking task panicked")?;
+        if present(&destination, &model.commit, file).await? {
+            download::discard(&part);
+            files.push(outcome(file, FileStatus::Present));
+            continue;
+        }
         let computed = fetch(source, &place, file, &part, reporter).await?;
         if computed == file.sha256 {
             files.push(outcome(file, FileStatus::Downloaded));
-            fetched.push((file, part));
+            fetched.push((file, part, lock));
         } else {
             download::discard(&part);
             files.push(outcome(file, FileStatus::Mismatch));
@@ -98,12 +109,12 @@ async fn restore_model(
 
     // All or nothing: a model with one bad file gets none of its new files placed.
     if mismatches.is_empty() {
-        for (file, part) in &fetched {
+        for (file, part, _) in &fetched {
             destination.place(&model.commit, file, part, &Place::blob_name(file, None))?;
         }
         destination.write_ref(&model.revision, &model.commit)?;
     } else {
-        for (_, part) in &fetched {
+        for (_, part, _) in &fetched {
             download::discard(part);
         }
     }
@@ -208,6 +219,17 @@ async fn present(place: &Place, commit: &str, file: &LockedFile) -> Result<bool,
         .expect("a hashing task panicked")
         .map_err(io_error("read", &existing.path))?;
     if digest != file.sha256 {
+        // As in `pull`: the bytes go, not only the link, so nothing links them back later.
+        let removed = place.remove_bad(commit, file, &existing)?;
+        tracing::warn!(
+            "`{}` on disk does not match the lockfile; removed {}",
+            file.path,
+            removed
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        );
         return Ok(false);
     }
     if let Some(blob) = &existing.unlinked_blob {

@@ -3,8 +3,9 @@
 //! Per file: a copy already on disk is re-hashed (unless the user trusts sizes) and kept when it
 //! matches; otherwise the file is located at the locked commit, fetched into its partial file
 //! (resuming what a killed run left), hashed while it streams, and moved to its final path only
-//! when its SHA-256 is the locked one. A mismatch removes the download and is reported; it does
-//! not stop the other files.
+//! when its SHA-256 is the locked one. The partial file is locked from the first byte to the
+//! rename, so concurrent pulls into one cache take turns per file. A mismatch removes the
+//! download and is reported; it does not stop the other files.
 
 use std::path::PathBuf;
 
@@ -307,6 +308,7 @@ async fn keep_existing(
     } else if ctx.options.rehash_existing {
         let path = existing.path.clone();
         let (digest, _) = hash(path, advance).await?;
+        tracing::debug!(path = %file.path, sha256 = %digest, "hashed a file on disk");
         digest == file.sha256
     } else {
         advance(file.size);
