@@ -54,4 +54,14 @@ if "$aisupply" verify --fail-on-drift; then
 else
   echo "exit code $? — the gate caught the moved tag"
 fi
+say "aisupply mirror: the locked images into the site's own registry, digests unchanged"
+first=$REGISTRY first_pid=$REGISTRY_PID
+start_registry "$work/site"
+site=$REGISTRY site_pid=$REGISTRY_PID
+REGISTRY=$first REGISTRY_PID=$first_pid
+trap 'kill "$site_pid" 2>/dev/null || true; stop_registry; rm -rf "$work"' EXIT
+"$aisupply" lock --update hello -q
+"$aisupply" mirror --to "$site/mirror" --map mirror.json
+say "a second run copies nothing"; "$aisupply" mirror --to "$site/mirror"
+say "aisupply mirror --to oci:./carry (for an air gap)"; "$aisupply" mirror --to oci:./carry
 say "demo done"
