@@ -368,6 +368,9 @@ fn helm_templates_and_values_are_skipped_with_a_note_not_an_error() {
     assert_eq!(out.code, 1, "only the corpus's own findings: {out}");
     assert!(!out.stdout.contains("deploy/chart"), "{out}");
     assert!(!out.stdout.contains("unreadable-source"), "{out}");
+    // verify says what it did not check, as pin does.
+    let note = "note: skipped `deploy/chart/templates/deployment.yaml`: it is a Helm template";
+    assert!(out.stderr.contains(note), "{out}");
 
     let out = ctx.run(&["init", "--stdout"]);
     assert_eq!(out.code, 0, "{out}");

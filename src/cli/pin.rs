@@ -116,12 +116,8 @@ pub fn discover(
     Ok(pin::discover(root, sources, paths, &env)?)
 }
 
-/// Each unreadable file as an `error:` with its cause and hint, and each skipped file as a
-/// `note:` unless `--quiet`, on stderr (text output only).
-pub fn print_problems(global: &Global, discovery: &Discovery) {
-    if global.format != Format::Text {
-        return;
-    }
+/// Each skipped file (such as a Helm template) as a `note:` line, unless `--quiet`.
+pub fn skipped_notes(global: &Global, discovery: &Discovery) -> String {
     let mut text = String::new();
     for skipped in discovery.skipped.iter().filter(|_| !global.quiet) {
         let _ = writeln!(
@@ -131,6 +127,16 @@ pub fn print_problems(global: &Global, discovery: &Discovery) {
             skipped.reason
         );
     }
+    text
+}
+
+/// Each unreadable file as an `error:` with its cause and hint, and each skipped file as a
+/// `note:` unless `--quiet`, on stderr (text output only).
+pub fn print_problems(global: &Global, discovery: &Discovery) {
+    if global.format != Format::Text {
+        return;
+    }
+    let mut text = skipped_notes(global, discovery);
     for problem in &discovery.problems {
         let _ = writeln!(text, "error: {problem}");
         if let Some(cause) = std::error::Error::source(problem) {

@@ -50,6 +50,12 @@ pub async fn run(args: VerifyArgs, global: &Global) -> anyhow::Result<Outcome> {
 
     // Check 2: the references in the `[sources]` files are pinned to the locked digests.
     let sources = super::pin::discover(global, config.sources.as_ref(), &[])?;
+    if global.format == Format::Text {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            super::pin::skipped_notes(global, &sources).as_bytes(),
+        );
+    }
     let mirror = super::pin::mirror_target(args.mirror.as_deref())?;
     findings.extend(aisupply::pin::check::check(
         &sources,
