@@ -759,3 +759,28 @@ fn referrers_listed_by_the_referrers_api_travel_and_get_a_fallback_index() {
     );
     assert!(fallback.contains(&sbom.manifest.digest), "{fallback}");
 }
+
+/// Regression: concurrent runs into one layout each read, merged and replaced `index.json`
+/// without a lock, so one run's names could be lost.
+#[test]
+fn shards_mirroring_into_one_layout_at_once_keep_every_name() {
+    let (ctx, source) = locked_fixtures();
+    let children: Vec<std::process::Child> = ["1/2", "2/2"]
+        .iter()
+        .map(|shard| {
+            ctx.command(&["mirror", "-q", "--shard", shard, "--to", "oci:shared"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let index = ctx.read("shared/index.json");
+    for repo in ["team/app:1.0", "team/tool:2.0", "team/list:3.0"] {
+        assert!(
+            index.contains(&format!("{source}/{repo}")),
+            "{repo} missing:\n{index}"
+        );
+    }
+}

@@ -337,6 +337,17 @@ impl Layout {
         if pending.is_empty() {
             return Ok(());
         }
+        // Another run (another shard) may be naming images in the same layout: the read, merge
+        // and replace of `index.json` happen under an exclusive lock on `oci-layout`, the one
+        // file of a layout that is never replaced.
+        let marker = self.root.join(LAYOUT_FILE);
+        let io = |action, source| LayoutError::Io {
+            action,
+            path: marker.clone(),
+            source,
+        };
+        let guard = std::fs::File::open(&marker).map_err(|e| io("open", e))?;
+        guard.lock().map_err(|e| io("lock", e))?;
         let mut index = self.read_index()?;
         index.schema_version = 2;
         index.manifests.retain(|d| {
