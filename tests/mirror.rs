@@ -387,6 +387,10 @@ fn bad_targets_and_unusable_destinations_are_exit_2() {
         (vec!["--to", "https://r.example/m"], "drop the URL scheme"),
         (vec!["--to", "oci:"], "needs a directory"),
         (vec!["--shard", "3/2", "--to", "oci:x"], "`--shard 3/2`"),
+        (
+            vec!["--to", "r.example/Upper"],
+            "the prefix `Upper` must be lowercase",
+        ),
     ] {
         let mut full = vec!["mirror"];
         full.extend(args);
@@ -769,12 +773,15 @@ fn shards_mirroring_into_one_layout_at_once_keep_every_name() {
         .iter()
         .map(|shard| {
             ctx.command(&["mirror", "-q", "--shard", shard, "--to", "oci:shared"])
+                .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
     }
     let index = ctx.read("shared/index.json");
     for repo in ["team/app:1.0", "team/tool:2.0", "team/list:3.0"] {
@@ -783,4 +790,85 @@ fn shards_mirroring_into_one_layout_at_once_keep_every_name() {
             "{repo} missing:\n{index}"
         );
     }
+}
+
+/// Regression: an image locked by digest alone was shown with a `latest` tag that was never
+/// pushed, and got no name at all in a layout.
+#[test]
+fn an_image_locked_by_digest_alone_is_mirrored_and_named_by_its_digest() {
+    let ctx = TestContext::new();
+    let host = ctx.registry().host().to_owned();
+    let pushed = push_oci_image(&host, "team/app", "1", 14);
+    ctx.write(
+        "aisupply.toml",
+        image("app", &format!("{host}/team/app@{}", pushed.digest)),
+    );
+    assert_eq!(ctx.run(&["lock"]).code, 0);
+
+    let dest = Registry::start();
+    let out = ctx.run(&[
+        "mirror",
+        "--to",
+        &format!("{}/m", dest.host()),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let repo = format!("m/{}/team/app", host.replace(':', "-"));
+    let shown = format!("{}/{repo}@{}", dest.host(), pushed.digest);
+    assert_eq!(doc["images"][0]["mirror"], shown.as_str());
+    assert_eq!(
+        skopeo_raw_digest(dest.host(), &format!("{repo}@{}", pushed.digest)),
+        pushed.digest
+    );
+
+    let out = ctx.run(&["mirror", "--to", "oci:carry"]);
+    assert_eq!(out.code, 0, "{out}");
+    let name = format!("{host}/team/app:{}", pushed.digest.replace(':', "_"));
+    assert!(
+        ctx.read("carry/index.json").contains(&name),
+        "{}",
+        ctx.read("carry/index.json")
+    );
+    let again = ctx.run(&["mirror", "--to", "oci:carry"]);
+    assert!(again.stdout.contains("nothing to copy"), "{again}");
+}
+
+/// Regression: a layout whose `index.json` named an image was taken as complete, so a deleted
+/// blob was only found on the far side of the air gap.
+#[test]
+fn a_damaged_layout_is_repaired_by_the_next_run() {
+    let (ctx, _) = locked_fixtures();
+    assert_eq!(ctx.run(&["mirror", "--to", "oci:carry"]).code, 0);
+    let blobs = ctx.path().join("carry/blobs/sha256");
+    let mut largest: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            (std::fs::metadata(&path).unwrap().len(), path)
+        })
+        .collect();
+    largest.sort();
+    let (_, removed) = largest.pop().unwrap();
+    std::fs::remove_file(&removed).unwrap();
+
+    let out = ctx.run(&["mirror", "--to", "oci:carry"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(!out.stdout.contains("nothing to copy"), "{out}");
+    assert!(removed.exists(), "the missing blob is copied again");
+    let again = ctx.run(&["mirror", "--to", "oci:carry"]);
+    assert!(again.stdout.contains("nothing to copy"), "{again}");
+}
+
+#[test]
+fn a_dry_run_leaves_an_existing_empty_directory_empty() {
+    let (ctx, _) = locked_fixtures();
+    std::fs::create_dir_all(ctx.path().join("empty")).unwrap();
+    let out = ctx.run(&["mirror", "--dry-run", "--to", "oci:empty"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        std::fs::read_dir(ctx.path().join("empty")).unwrap().count(),
+        0
+    );
 }

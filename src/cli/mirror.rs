@@ -71,7 +71,7 @@ pub async fn run(args: MirrorArgs, global: &Global) -> anyhow::Result<Outcome> {
     let scratch;
     let to_layout = match &target {
         Target::Registry { .. } => None,
-        Target::Layout(dir) if args.dry_run && !dir.exists() => {
+        Target::Layout(dir) if args.dry_run && is_missing_or_empty(dir) => {
             scratch = tempfile::tempdir()?;
             Some(Layout::create(scratch.path())?)
         }
@@ -266,4 +266,9 @@ fn bytes(n: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Whether `dir` does not exist yet or holds nothing: a dry run must not make it a layout.
+fn is_missing_or_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
 }

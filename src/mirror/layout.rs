@@ -128,8 +128,18 @@ impl Layout {
 
     /// Open the layout at `root`, creating it when the directory is missing or empty.
     pub fn create(root: &Path) -> Result<Self, LayoutError> {
+        // A directory holding only what a layout being created holds (another run may be
+        // creating it right now) is created, idempotently; anything else must be a layout.
+        let layout_part = |name: &std::ffi::OsStr| {
+            let name = name.to_string_lossy();
+            [LAYOUT_FILE, INDEX_FILE, "blobs"].contains(&name.as_ref())
+                || name.starts_with(".aisupply-")
+        };
         let empty = match std::fs::read_dir(root) {
-            Ok(mut entries) => entries.next().is_none(),
+            Ok(mut entries) => {
+                let marker = root.join(LAYOUT_FILE);
+                !marker.exists() && entries.all(|e| e.is_ok_and(|e| layout_part(&e.file_name())))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(source) => {
                 return Err(LayoutError::Io {
@@ -153,9 +163,14 @@ impl Layout {
         let blobs = root.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
         let marker = root.join(LAYOUT_FILE);
-        std::fs::write(&marker, "{\"imageLayoutVersion\":\"1.0.0\"}").map_err(io(&marker))?;
+        // Written atomically: a concurrent run must never read a half-written marker.
+        crate::lock::write_atomically(&marker, b"{\"imageLayoutVersion\":\"1.0.0\"}")
+            .map_err(io(&marker))?;
         let index = root.join(INDEX_FILE);
-        std::fs::write(&index, "{\"schemaVersion\":2,\"manifests\":[]}").map_err(io(&index))?;
+        if !index.exists() {
+            crate::lock::write_atomically(&index, b"{\"schemaVersion\":2,\"manifests\":[]}")
+                .map_err(io(&index))?;
+        }
         Self::open(root)
     }
 

@@ -116,8 +116,9 @@ impl MirrorError {
                     .to_owned(),
             ),
             Self::Tampered { .. } => Some(
-                "the source served altered content; nothing was tagged at the destination. Do \
-                 not use this source until its operators explain the change"
+                "the source served altered content; nothing was tagged at the destination. A \
+                 registry: do not use it until its operators explain the change. A layout: \
+                 write it again with `aisupply mirror --to oci:DIR` from a source you trust"
                     .to_owned(),
             ),
             Self::Image { source, .. } => source.hint(),
@@ -153,15 +154,17 @@ impl FromStr for Target {
             ));
         }
         // The host and prefix must make valid references once a repository is appended.
-        Reference::parse(&format!(
-            "{host}/{}x",
-            if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}/")
-            }
-        ))
-        .map_err(|e| bad(&e.to_string()))?;
+        if Reference::parse(&format!("{host}/x")).is_err() {
+            return Err(bad(&format!(
+                "`{host}` is not a registry host (`host[:port]`)"
+            )));
+        }
+        if !prefix.is_empty() && Reference::parse(&format!("{host}/{prefix}")).is_err() {
+            return Err(bad(&format!(
+                "the prefix `{prefix}` must be lowercase letters, digits and `.`, `_`, `-` \
+                 separators, in `/`-separated parts"
+            )));
+        }
         Ok(Self::Registry {
             host: host.to_owned(),
             prefix: prefix.to_owned(),
@@ -183,23 +186,30 @@ impl Target {
     /// Where the image `reference` lands: in a registry, under
     /// `PREFIX/<registry>/<repository>` (a registry's `:port` becomes `-port`), with the same
     /// tag; in a layout, under the ref name `<registry>/<repository>:<tag>`.
+    ///
+    /// An image locked by digest alone keeps no tag: its place is named by the digest.
     pub fn place(&self, reference: &Reference) -> Reference {
-        let source = reference.without_digest();
-        match self {
-            Self::Layout(_) => source,
+        let version = match (reference.tag(), reference.digest()) {
+            (Some(tag), _) => format!(":{tag}"),
+            (None, Some(digest)) => format!("@{digest}"),
+            (None, None) => ":latest".to_owned(),
+        };
+        let path = match self {
+            Self::Layout(_) => format!("{}{version}", reference.name()),
             Self::Registry { host, prefix } => {
-                let registry = mirrored_registry_component(source.registry());
+                let registry = mirrored_registry_component(reference.registry());
                 let prefix = if prefix.is_empty() {
                     String::new()
                 } else {
                     format!("{prefix}/")
                 };
-                let tag = reference.tag().unwrap_or("latest");
-                let path = format!("{host}/{prefix}{registry}/{}:{tag}", source.repository());
-                Reference::parse(&path)
-                    .expect("a valid host, prefix and repository make a valid reference")
+                format!(
+                    "{host}/{prefix}{registry}/{}{version}",
+                    reference.repository()
+                )
             }
-        }
+        };
+        Reference::parse(&path).expect("a valid host, prefix and repository make a valid reference")
     }
 }
 
@@ -364,18 +374,27 @@ impl Copy<'_> {
             digest: image.digest.to_string(),
             ..ImageReport::default()
         };
-        let tag = image.reference.tag();
+        // The name at the destination: the tag; in a layout, an image locked by digest alone is
+        // named by its digest (a layout keeps only what `index.json` names).
+        let layout_name = ref_name(&self.to);
+        let tag = match (image.reference.tag(), self.destination) {
+            (Some(tag), _) => Some(tag),
+            (None, Store::Layout(_)) => layout_name.rsplit_once(':').map(|(_, tag)| tag),
+            (None, Store::Registry(_)) => None,
+        };
 
-        // Up to date when the destination's tag already points at the locked digest.
+        // Up to date when the destination's tag already points at the locked digest, and
+        // (in a layout, which nobody else checks) everything under it is really there.
         let current = match tag {
-            Some(_) => self.destination.tag_digest(&self.to).await?,
+            Some(tag) => self.destination.tag_digest(&self.to.with_tag(tag)).await?,
             None => self
                 .destination
                 .has_manifest(&self.to, &image.digest)
                 .await?
                 .then(|| image.digest.clone()),
         };
-        report.up_to_date = current.as_ref() == Some(&image.digest);
+        report.up_to_date = current.as_ref() == Some(&image.digest)
+            && self.complete_at_destination(&image.digest).await?;
         if !report.up_to_date {
             let top = self.source.manifest(&self.from, &image.digest).await?;
             self.tree(&top, tag, &mut report).await?;
@@ -385,6 +404,28 @@ impl Copy<'_> {
         report.signatures = signatures::copy(self, &image.digest, &mut report).await?;
         report.up_to_date &= report.signatures == 0;
         Ok(report)
+    }
+
+    /// Whether the destination holds manifest `digest` and everything under it. Registries
+    /// check what they are given; a layout is only files, so it is checked here: every
+    /// manifest read back and hashed, every blob present with its size.
+    async fn complete_at_destination(&self, digest: &Digest) -> Result<bool, MirrorError> {
+        let Store::Layout(layout) = self.destination else {
+            return Ok(true);
+        };
+        let Ok(manifest) = self.destination.manifest(&self.to, digest).await else {
+            return Ok(false);
+        };
+        let references = references(&manifest)?;
+        for child in &references.manifests {
+            if !Box::pin(self.complete_at_destination(child)).await? {
+                return Ok(false);
+            }
+        }
+        Ok(references
+            .blobs
+            .iter()
+            .all(|(blob, size)| layout.has_blob(blob, Some(*size))))
     }
 
     /// Copy `manifest` and everything it references, children first, then store it under
@@ -397,7 +438,9 @@ impl Copy<'_> {
     ) -> Result<(), MirrorError> {
         let references = references(manifest)?;
         for child in &references.manifests {
-            let present = !self.dry_run && self.destination.has_manifest(&self.to, child).await?;
+            let present = !self.dry_run
+                && self.destination.has_manifest(&self.to, child).await?
+                && self.complete_at_destination(child).await?;
             if present {
                 continue;
             }
@@ -511,7 +554,22 @@ impl Copy<'_> {
         };
         let now = counter.load(std::sync::atomic::Ordering::Relaxed);
         self.reporter.advance(task, now - reported);
-        result
+        // The bytes came from the source: name it, not the destination.
+        result.map_err(|e| match e {
+            MirrorError::Tampered { mismatch, .. } => MirrorError::Tampered {
+                what: format!("blob `{digest}` served by `{}`", self.source_name()),
+                mismatch,
+            },
+            other => other,
+        })
+    }
+
+    /// The source, as people name it: the repository, or the layout's directory.
+    fn source_name(&self) -> String {
+        match self.source {
+            Store::Registry(_) => self.from.name(),
+            Store::Layout(layout) => format!("oci:{}", layout.root().display()),
+        }
     }
 
     fn remember(&self, digest: &Digest) {

@@ -32,11 +32,20 @@ pub struct Manifest {
     pub bytes: Vec<u8>,
 }
 
-/// The ref name a layout uses for `place`.
+/// The ref name a layout uses for `place`: `<name>:<tag>`, or for an image locked by digest
+/// alone `<name>:sha256_<hex>` (a valid tag, and unlike cosign's `sha256-<hex>`).
 pub fn ref_name(place: &Reference) -> String {
-    match place.tag() {
-        Some(tag) => format!("{}:{tag}", place.name()),
-        None => format!("{}:untagged", place.name()),
+    match (place.tag(), place.digest()) {
+        (Some(tag), _) => format!("{}:{tag}", place.name()),
+        (None, Some(digest)) => {
+            format!(
+                "{}:{}_{}",
+                place.name(),
+                digest.algorithm().name(),
+                digest.hex()
+            )
+        }
+        (None, None) => format!("{}:latest", place.name()),
     }
 }
 
