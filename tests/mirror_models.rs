@@ -207,6 +207,19 @@ fn models_round_trip_through_a_registry_into_an_empty_cache() {
     let refs = cache.join("models--sentence-transformers--all-MiniLM-L6-v2/refs/main");
     assert_eq!(std::fs::read_to_string(refs).unwrap(), tag);
 
+    // Regression: the restored cache names its blobs as a pull from the Hub does (an LFS
+    // file by its SHA-256, a file stored in git by its git SHA-1), so the two caches agree.
+    let blob_names = |hub_dir: &std::path::Path| -> std::collections::BTreeSet<String> {
+        let blobs = hub_dir.join("models--sentence-transformers--all-MiniLM-L6-v2/blobs");
+        std::fs::read_dir(&blobs)
+            .unwrap_or_else(|e| panic!("{}: {e}", blobs.display()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with('.'))
+            .collect()
+    };
+    let from_hub = blob_names(&ctx.home().join(".cache/huggingface/hub"));
+    assert_eq!(blob_names(&cache), from_hub);
+
     // The official client loads the restored cache offline.
     let loaded = load_offline(&cache);
     assert_eq!(

@@ -110,7 +110,8 @@ async fn restore_model(
     // All or nothing: a model with one bad file gets none of its new files placed.
     if mismatches.is_empty() {
         for (file, part, _) in &fetched {
-            destination.place(&model.commit, file, part, &Place::blob_name(file, None))?;
+            let blob = Place::blob_name_from_bytes(file, part)?;
+            destination.place(&model.commit, file, part, &blob)?;
         }
         destination.write_ref(&model.revision, &model.commit)?;
     } else {

@@ -143,6 +143,26 @@ impl Place {
         }
     }
 
+    /// The blob name of a file restored without the Hub (no etag to go by), from its bytes in
+    /// `part`: its git SHA-1 when that is the SHA-1 of these bytes (a file stored in git), else
+    /// its SHA-256 (an LFS object, whose git SHA-1 is of its pointer). The Hub keeps every file
+    /// over 10 MB in LFS, so those are not read again.
+    pub fn blob_name_from_bytes(file: &LockedFile, part: &Path) -> Result<String, HubError> {
+        use sha1::Digest as _;
+        if file.size > 10 * 1024 * 1024 {
+            return Ok(file.sha256.hex().to_owned());
+        }
+        let bytes = fs::read(part).map_err(io_error("read", part))?;
+        let mut git = sha1::Sha1::new();
+        git.update(format!("blob {}\0", bytes.len()).as_bytes());
+        git.update(&bytes);
+        Ok(if hex::encode(git.finalize()) == file.git_sha1 {
+            file.git_sha1.clone()
+        } else {
+            file.sha256.hex().to_owned()
+        })
+    }
+
     /// Move the verified, synced `part` to its final place and return the path a loader reads.
     pub fn place(
         &self,
@@ -336,6 +356,28 @@ mod tests {
     }
 
     const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    /// Regression: without a Hub etag, a small file stored in LFS was named by the git SHA-1
+    /// of its pointer, where `pull` and huggingface_hub name it by its SHA-256.
+    #[test]
+    fn restored_blobs_are_named_as_the_hub_names_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("part");
+        fs::write(&part, b"abc").unwrap();
+        let in_git = file("a.txt");
+        assert_eq!(
+            Place::blob_name_from_bytes(&in_git, &part).unwrap(),
+            in_git.git_sha1
+        );
+        let in_lfs = LockedFile {
+            git_sha1: "d49eff1e4a6f0e3ba5069f21c6d20aad156dd2c9".to_owned(),
+            ..file("small.bin")
+        };
+        assert_eq!(
+            Place::blob_name_from_bytes(&in_lfs, &part).unwrap(),
+            in_lfs.sha256.hex()
+        );
+    }
 
     #[test]
     fn cache_links_are_relative_and_resolve_to_the_blob() {
