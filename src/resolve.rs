@@ -46,6 +46,17 @@ pub enum Status {
     Removed,
 }
 
+impl Status {
+    /// What happened to an entry locked as `now`, that was locked as `previous` before.
+    pub fn of<T: PartialEq>(previous: Option<&T>, now: &T) -> Self {
+        match previous {
+            None => Self::Added,
+            Some(p) if p == now => Self::Unchanged,
+            Some(_) => Self::Updated,
+        }
+    }
+}
+
 /// One entry of the outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Change {
@@ -394,11 +405,7 @@ fn changes(config: &Config, existing: Option<&LockFile>, images: &[LockedImage])
         .iter()
         .map(|image| {
             let previous = existing.and_then(|l| l.image(&image.name));
-            let status = match previous {
-                None => Status::Added,
-                Some(p) if p == image => Status::Unchanged,
-                Some(_) => Status::Updated,
-            };
+            let status = Status::of(previous, image);
             Change {
                 name: image.name.clone(),
                 status,

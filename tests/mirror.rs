@@ -61,6 +61,20 @@ fn locked_fixtures() -> (TestContext, String) {
     (ctx, host)
 }
 
+/// A context with the same image (same layers) pushed as `one/app:1` and `two/app:1`, locked.
+fn two_repositories_sharing_layers(seed: u64) -> (TestContext, String) {
+    let ctx = TestContext::new();
+    let host = ctx.registry().host().to_owned();
+    push_oci_image(&host, "one/app", "1", seed);
+    push_oci_image(&host, "two/app", "1", seed);
+    ctx.write(
+        "aisupply.toml",
+        image("one", &format!("{host}/one/app:1")) + &image("two", &format!("{host}/two/app:1")),
+    );
+    assert_eq!(ctx.run(&["lock"]).code, 0);
+    (ctx, host)
+}
+
 /// Every locked digest (top level and platforms) is served by `dest` under the mirror names.
 fn assert_mirrored(ctx: &TestContext, source: &str, dest: &str) {
     for entry in lock_entries(ctx) {
@@ -304,15 +318,7 @@ fn shards_split_the_lock_between_jobs() {
 
 #[test]
 fn shared_layers_are_mounted_from_another_mirrored_repository() {
-    let ctx = TestContext::new();
-    let host = ctx.registry().host().to_owned();
-    push_oci_image(&host, "one/app", "1", 9);
-    push_oci_image(&host, "two/app", "1", 9);
-    ctx.write(
-        "aisupply.toml",
-        image("one", &format!("{host}/one/app:1")) + &image("two", &format!("{host}/two/app:1")),
-    );
-    assert_eq!(ctx.run(&["lock"]).code, 0);
+    let (ctx, _) = two_repositories_sharing_layers(9);
     let dest = Registry::start();
     let out = ctx.run(&[
         "mirror",
@@ -596,15 +602,7 @@ fn large_image(size: usize) -> Image {
 
 #[test]
 fn a_destination_that_refuses_mounts_gets_plain_uploads() {
-    let ctx = TestContext::new();
-    let host = ctx.registry().host().to_owned();
-    push_oci_image(&host, "one/app", "1", 11);
-    push_oci_image(&host, "two/app", "1", 11);
-    ctx.write(
-        "aisupply.toml",
-        image("one", &format!("{host}/one/app:1")) + &image("two", &format!("{host}/two/app:1")),
-    );
-    assert_eq!(ctx.run(&["lock"]).code, 0);
+    let (ctx, host) = two_repositories_sharing_layers(11);
     let dest = Registry::start();
     let proxy = common::proxy::Proxy::start(
         dest.host(),

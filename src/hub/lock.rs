@@ -268,11 +268,7 @@ fn changes(
         .iter()
         .map(|model| {
             let previous = old(&model.repo);
-            let status = match previous {
-                None => Status::Added,
-                Some(p) if p == model => Status::Unchanged,
-                Some(_) => Status::Updated,
-            };
+            let status = Status::of(previous, model);
             ModelChange {
                 repo: model.repo.clone(),
                 status,
